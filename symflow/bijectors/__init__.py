@@ -1,0 +1,46 @@
+"""The bijector catalog (TFP names), declared with symflow's own DSL, plus Invert."""
+
+from symflow.bijectors.catalog import (
+    CATALOG,
+    AffineScalar,
+    Exp,
+    Expm1,
+    GumbelCDF,
+    KumaraswamyCDF,
+    NormalCDF,
+    Power,
+    PReLU,
+    Scale,
+    Shift,
+    Sigmoid,
+    Sinh,
+    SinhArcsinh,
+    Softplus,
+    Softsign,
+    Tanh,
+    WeibullCDF,
+)
+from symflow.bijectors.invert import Invert, Log
+
+__all__ = [
+    "CATALOG",
+    "AffineScalar",
+    "Exp",
+    "Expm1",
+    "GumbelCDF",
+    "Invert",
+    "KumaraswamyCDF",
+    "Log",
+    "NormalCDF",
+    "PReLU",
+    "Power",
+    "Scale",
+    "Shift",
+    "Sigmoid",
+    "Sinh",
+    "SinhArcsinh",
+    "Softplus",
+    "Softsign",
+    "Tanh",
+    "WeibullCDF",
+]

@@ -1,0 +1,119 @@
+"""The `symflow` command: `generate`, `show`, `demo`.
+
+symflow generate [--out generated] [--check]   emit the catalog's and examples' kernels
+symflow show FILE.py:NAME                      derived inverse, log-dets and check report
+symflow demo                                   declare, verify, compile and use bijectors
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from symflow.bijectors import CATALOG
+from symflow.runtime.declared import DeclaredBijector
+from symflow.runtime.loader import atomic_write
+
+__all__ = ["declarations_in", "generate", "main"]
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES_WITH_KERNELS = ("user_bijectors.py",)
+
+
+def declarations_in(path: Path) -> dict[str, DeclaredBijector]:
+    """The declared bijectors a Python file defines at module level, by attribute name."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"symflow: no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"_symflow_user_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {k: v for k, v in vars(module).items() if isinstance(v, DeclaredBijector)}
+
+
+def _targets(repo: Path) -> list[tuple[str, DeclaredBijector]]:
+    targets = [(f"catalog/{name}.py", decl) for name, decl in sorted(CATALOG.items())]
+    for example in EXAMPLES_WITH_KERNELS:
+        for name, decl in sorted(declarations_in(repo / "examples" / example).items()):
+            targets.append((f"examples/{Path(example).stem}/{name}.py", decl))
+    return targets
+
+
+def generate(out: Path, *, check: bool = False, repo: Path = REPO) -> list[str]:
+    """Writes (or with `check`, compares) every generated module; returns the stale ones."""
+    stale = []
+    targets = _targets(repo)
+    for k, (rel, decl) in enumerate(targets, 1):
+        t0 = time.perf_counter()
+        text = Path(decl.compile().path).read_text(encoding="utf-8")
+        dest = out / rel
+        old = dest.read_text(encoding="utf-8") if dest.exists() else None
+        if old != text:
+            stale.append(rel)
+            if check:
+                diff = difflib.unified_diff(
+                    (old or "").splitlines(True), text.splitlines(True), str(dest), "fresh"
+                )
+                sys.stdout.writelines(list(diff)[:40])
+            else:
+                atomic_write(dest, text)
+        status = "stale" if rel in stale else "ok"
+        print(f"[{k:2d}/{len(targets)}] {rel:<48} {status:<5} {time.perf_counter() - t0:6.2f} s")
+    return stale
+
+
+def _show(target: str, latex: bool) -> None:
+    file, _, name = target.rpartition(":")
+    if not file:
+        raise SystemExit("symflow show: expected FILE.py:NAME")
+    decls = declarations_in(Path(file))
+    if name not in decls:
+        raise SystemExit(
+            f"symflow show: {file} declares no bijector {name!r}; it has {sorted(decls)}"
+        )
+    d = decls[name]
+    import sympy as sp
+
+    fmt = sp.latex if latex else sp.pretty
+    y = d.output_symbol
+    for label, expr in (
+        (f"forward:  {y} =", d.forward_expr),
+        (f"inverse:  {d.spec.x} =", d.inverse_expr),
+        ("forward_log_det_jacobian =", d.forward_log_det_jacobian_expr),
+        ("inverse_log_det_jacobian =", d.inverse_log_det_jacobian_expr),
+    ):
+        print(label)
+        print(fmt(expr))
+        print()
+    print(d.report())
+    print(f"\nkernels: {d.source_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="symflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="emit the catalog's and examples' kernels into generated/")
+    g.add_argument("--out", type=Path, default=REPO / "generated")
+    g.add_argument("--check", action="store_true", help="compare only; exit 1 if stale")
+    s = sub.add_parser("show", help="print derived expressions and the check report")
+    s.add_argument("target", help="FILE.py:NAME")
+    s.add_argument("--latex", action="store_true")
+    sub.add_parser("demo", help="declare, verify, compile and use bijectors")
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        stale = generate(args.out, check=args.check)
+        if args.check and stale:
+            print(f"{len(stale)} generated file(s) are stale; run `python -m symflow generate`.")
+            return 1
+        return 0
+    if args.command == "show":
+        _show(args.target, args.latex)
+        return 0
+    from symflow.demo import run_demo
+
+    run_demo()
+    return 0

@@ -1,0 +1,1 @@
+"""Code generation: SymPy → Numba source (printer, templates, math helpers, emission, hash)."""

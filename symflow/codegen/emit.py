@@ -1,0 +1,221 @@
+"""Kernel plan → module source text: scalar cores with CSE, thin batch loops around them.
+
+Input: a `KernelPlan` (stabilized SymPy expressions for every kernel, plus metadata).
+Output: a `KernelSource` (module name and deterministic text). Nothing here touches disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symflow.codegen.mathlib import helper_sources
+from symflow.codegen.printer import KernelPrinter
+from symflow.codegen.templates import BATCH, HEADER, SCALAR, render
+
+__all__ = ["KERNELS", "KernelPlan", "KernelSource", "emit_module"]
+
+#: Elements above which the runtime calls the `*_parallel` kernels. A first estimate:
+#: a prange launch costs ~10 µs, and one element ~20-60 ns of libm work.
+PARALLEL_THRESHOLD = 1 << 16
+
+#: kernel name → (scalar quantities it returns, whether its input is x or y)
+KERNELS: dict[str, tuple[tuple[str, ...], str]] = {
+    "forward": (("forward",), "x"),
+    "inverse": (("inverse",), "y"),
+    "forward_log_det_jacobian": (("fldj",), "x"),
+    "inverse_log_det_jacobian": (("ildj",), "y"),
+    "forward_and_log_det": (("forward", "fldj"), "x"),
+    "inverse_and_log_det": (("inverse", "ildj"), "y"),
+    "forward_partials": (("forward_partials",), "x"),
+    "inverse_partials": (("inverse_partials",), "y"),
+    "forward_log_det_jacobian_partials": (("fldj_partials",), "x"),
+    "inverse_log_det_jacobian_partials": (("ildj_partials",), "y"),
+}
+
+_DOCS = {
+    "forward": "y = f(x)",
+    "inverse": "x = f^-1(y)",
+    "fldj": "log|f'(x)|",
+    "ildj": "log|(f^-1)'(y)|",
+    "forward_partials": "d f / d (x, parameters...)",
+    "inverse_partials": "d f^-1 / d (y, parameters...)",
+    "fldj_partials": "d log|f'(x)| / d (x, parameters...)",
+    "ildj_partials": "d log|(f^-1)'(y)| / d (y, parameters...)",
+}
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """Everything emission needs, already derived, checked and stabilized.
+
+    Attributes:
+        name: the bijector's name.
+        x, y: input and output symbols.
+        parameters: parameter symbols, in declaration order.
+        domain: (lo, hi) of x as floats (±inf for an open end).
+        codomain: (lo, hi) of y as SymPy expressions of the parameters.
+        quantities: 'forward', 'inverse', 'fldj', 'ildj' → expression; '<q>_partials' →
+            tuple of derivatives with respect to (input, *parameters).
+        summary: header lines, name → text.
+        hash: the content hash this module is cached under.
+        version: symflow's version.
+    """
+
+    name: str
+    x: sp.Symbol
+    y: sp.Symbol
+    parameters: tuple[sp.Symbol, ...]
+    domain: tuple[float, float]
+    codomain: tuple[sp.Expr, sp.Expr]
+    quantities: dict
+    summary: tuple[tuple[str, str], ...]
+    hash: str
+    version: str
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """A generated module: its import name and its exact text."""
+
+    module_name: str
+    text: str
+    hash: str
+
+
+def _scalar(name: str, args: list[str], exprs: list[sp.Expr], doc: str, printer) -> str:
+    replacements, reduced = sp.cse(
+        exprs, symbols=sp.numbered_symbols("_t"), order="canonical", list=True
+    )
+    body = []
+    if replacements:
+        body.append(f"    # common subexpressions ({len(replacements)})")
+        body.extend(f"    {sym} = {printer.print_expr(e)}" for sym, e in replacements)
+    outs = [printer.print_expr(e) for e in reduced]
+    body.append(f"    # outputs ({len(outs)})")
+    if len(outs) == 1:
+        body.append(f"    return {outs[0]}")
+    else:
+        body.append("    return (")
+        body.extend(f"        {o}," for o in outs)
+        body.append("    )")
+    return render(SCALAR, name=name, args=", ".join(args), doc=doc, body="\n".join(body))
+
+
+def _bound_text(bound: sp.Expr, printer) -> str | None:
+    return None if bound in (sp.oo, -sp.oo) else printer.print_expr(bound)
+
+
+def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -> str:
+    quantities, side = KERNELS[kernel]
+    params = [p.name for p in plan.parameters]
+    inp = plan.x.name if side == "x" else plan.y.name
+    lines = [f"    _s{j} = 1 if {p}.shape[0] > 1 else 0\n" for j, p in enumerate(params)]
+    loop = "numba.prange" if parallel else "range"
+    lines.append(f"    for _i in {loop}(_n):\n")
+    lines.append(f"        _v = np.float64({inp}[_i])\n")
+    lines.extend(f"        _q{j} = {p}[_i * _s{j}]\n" for j, p in enumerate(params))
+    qargs = "".join(f", _q{j}" for j in range(len(params)))
+    if side == "x":
+        lo, hi = (None if abs(b) == float("inf") else repr(b) for b in plan.domain)
+        region = "domain"
+    else:
+        lo, hi = (_bound_text(b, printer) for b in plan.codomain)
+        if lo is not None or hi is not None:
+            qs = ", ".join(f"_q{j}" for j in range(len(params)))
+            lines.append(f"        _lo, _hi = codomain_scalar({qs})\n")
+            lo, hi = "_lo" if lo is not None else None, "_hi" if hi is not None else None
+        region = "codomain"
+    tests = [t for t in (lo and f"_v < {lo}", hi and f"_v > {hi}") if t]
+    core = "_".join(quantities) + "_scalar"
+    stores = (
+        [f"{'            '}out[0, _i] = _r\n"]
+        if n_out == 1
+        else [f"            out[{k}, _i] = _r[{k}]\n" for k in range(n_out)]
+    )
+    if tests:
+        lines.append(f"        if {' or '.join(tests)}:\n")
+        lines.append("            _bad += 1\n")
+        lines.extend(f"            out[{k}, _i] = np.nan\n" for k in range(n_out))
+        lines.append("        else:\n")
+        lines.append(f"            _r = {core}(_v{qargs})\n")
+        lines.extend(stores)
+    else:
+        lines.append(f"        _r = {core}(_v{qargs})\n")
+        lines.extend(s[4:] for s in stores)
+    docs = " and ".join(_DOCS[q] for q in quantities)
+    return render(
+        BATCH,
+        name=kernel + ("_parallel" if parallel else ""),
+        parallel_flag=", parallel=True" if parallel else "",
+        input=inp,
+        params_comma="".join(f"{p}, " for p in params),
+        doc=f"{docs}, elementwise{' (parallel over elements)' if parallel else ''}.",
+        n_out=n_out,
+        region=region,
+        body="".join(lines),
+    )
+
+
+def emit_module(plan: KernelPlan) -> KernelSource:
+    """The full text of the generated module for `plan`; same plan, same bytes."""
+    printer = KernelPrinter()
+    params = [p.name for p in plan.parameters]
+    q = plan.quantities
+    scalars = []
+    widths = {}
+    groups = {k: v[0] for k, v in KERNELS.items()}
+    seen = set()
+    for kernel, quantities in groups.items():
+        core = "_".join(quantities) + "_scalar"
+        exprs = []
+        for name in quantities:
+            value = q[name]
+            exprs.extend(value if isinstance(value, tuple) else [value])
+        widths[kernel] = len(exprs)
+        if core in seen:
+            continue
+        seen.add(core)
+        inp = plan.x.name if KERNELS[kernel][1] == "x" else plan.y.name
+        doc = " and ".join(_DOCS[n] for n in quantities) + ", for one element."
+        scalars.append(_scalar(core, [inp, *params], exprs, doc, printer))
+    lo, hi = plan.codomain
+    if _bound_text(lo, printer) is not None or _bound_text(hi, printer) is not None:
+        scalars.append(
+            _scalar(
+                "codomain_scalar",
+                params,
+                [lo if lo != -sp.oo else sp.S(-1) * sp.oo, hi],
+                "(lo, hi) of the codomain, the image of the domain.",
+                printer,
+            )
+        )
+    batches = []
+    for kernel in KERNELS:
+        for parallel in (False, True):
+            batches.append(_batch(plan, kernel, widths[kernel], parallel, printer))
+    summary = "\n".join(
+        f"# {label + ':':<9} {line}" for label, text in plan.summary for line in text.splitlines()
+    )
+    header = render(
+        HEADER,
+        version=plan.version,
+        name=plan.name,
+        summary=summary,
+        hash=plan.hash,
+        parameters=tuple(params),
+        parallel_threshold=PARALLEL_THRESHOLD,
+    )
+    helpers = sorted(printer.helpers)
+    parts = [header]
+    if helpers:
+        parts.append(f"\n# ---- helpers ({len(helpers)} requested)\n\n")
+        parts.append(helper_sources(helpers).rstrip("\n") + "\n\n")
+    parts.append(f"\n# ---- scalar cores ({len(scalars)})\n")
+    parts.extend("\n" + s for s in scalars)
+    parts.append(f"\n# ---- batch kernels ({len(batches)})\n")
+    parts.extend("\n" + b for b in batches)
+    text = "".join(parts).rstrip("\n") + "\n"
+    module = f"{plan.name}_{plan.hash[:16]}"
+    return KernelSource(module, text, plan.hash)

@@ -1,0 +1,96 @@
+"""SymPy → Numba-compatible Python source for one scalar expression.
+
+Functions Numba has are printed as `math.*` calls (SymPy's Python printer already knows
+them); functions it lacks are printed as calls to symflow helpers whose source
+`symflow.codegen.mathlib` supplies. The printer records which helpers it used.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
+from sympy.printing.pycode import PythonCodePrinter
+
+from symflow.errors import DeclarationError
+
+__all__ = ["HELPER_FUNCTIONS", "KernelPrinter"]
+
+#: SymPy functions Numba lacks, by class name → the helper symflow emits for them.
+#: Stable special functions declared in `symflow.symbolic.functions` carry their own
+#: `numba_helper` attribute instead of an entry here.
+HELPER_FUNCTIONS: dict[str, str] = {
+    "erfinv": "_sf_erfinv",
+    "erfcinv": "_sf_erfcinv",
+    "LambertW": "_sf_lambertw",
+}
+
+
+class KernelPrinter(PythonCodePrinter):
+    """Prints scalar expressions for `@numba.njit` functions; collects helper names used."""
+
+    def __init__(self) -> None:
+        super().__init__({"fully_qualified_modules": True, "standard": "python3"})
+        self.helpers: set[str] = set()
+
+    def _print_Function(self, expr):  # noqa: N802 (SymPy's printer naming)
+        helper = getattr(expr.func, "numba_helper", None) or HELPER_FUNCTIONS.get(
+            expr.func.__name__
+        )
+        if helper is None:
+            return super()._print_Function(expr)
+        if expr.func.__name__ == "LambertW" and len(expr.args) > 1 and expr.args[1] != 0:
+            raise DeclarationError(
+                f"Only the principal branch of LambertW can be compiled; got {expr}."
+            )
+        self.helpers.add(helper)
+        return (
+            f"{helper}({self._print(expr.args[0])})"
+            if expr.func.__name__ == "LambertW"
+            else (f"{helper}({', '.join(self._print(a) for a in expr.args)})")
+        )
+
+    def _print_NegativeInfinity(self, expr):  # noqa: N802
+        return "-math.inf"
+
+    def _print_Infinity(self, expr):  # noqa: N802
+        return "math.inf"
+
+    def _print_Float(self, expr):  # noqa: N802
+        # repr of the nearest float64: deterministic and exact round trip.
+        return repr(float(expr))
+
+    def _print_Rational(self, expr):  # noqa: N802
+        # Folded to one float literal so that 1/3 is not a division at run time.
+        return repr(float(expr)) if expr.q != 1 else str(expr.p)
+
+    def _print_Half(self, expr):  # noqa: N802
+        return "0.5"
+
+    def _print_Exp1(self, expr):  # noqa: N802
+        return "math.e"
+
+    def _print_sign(self, expr):
+        arg = self._print(expr.args[0])
+        return f"(0.0 if {arg} == 0 else math.copysign(1.0, {arg}))"
+
+    def _print_Pow(self, expr, rational=False):  # noqa: N802
+        if expr.exp == -1:
+            return f"1.0/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
+        if expr.exp == sp.Rational(-1, 2):
+            return f"1.0/math.sqrt({self._print(expr.base)})"
+        return super()._print_Pow(expr, rational=rational)
+
+    def print_expr(self, expr: sp.Expr) -> str:
+        """The source text of `expr`.
+
+        Raises:
+            DeclarationError: for a function neither Numba nor symflow can compile.
+        """
+        try:
+            return self.doprint(expr)
+        except PrintMethodNotImplementedError as err:
+            raise DeclarationError(
+                f"Cannot compile {expr}: {err.args[0].splitlines()[0]}. Numba has no such "
+                "function and symflow has no implementation of it; rewrite the map with "
+                "elementary functions, erf/erfc, erfinv or LambertW."
+            ) from err

@@ -1,0 +1,1 @@
+"""Runtime: the kernel cache and loader, bound bijectors, and the pipeline driver."""

@@ -1,0 +1,1 @@
+"""Symbolic core: declarations (`spec`, `dsl`), derivation (`derive`), mpmath truth (`numeric`)."""
