@@ -10,12 +10,15 @@ import functools
 import math
 
 import mpmath
-import numpy as np
 import sympy as sp
 
 from symflow.symbolic.numeric import domain_grid, mp_function, mp_real
 
 DPS = 50
+#: Function values are computed at this many digits and then rounded: the declared map may
+#: cancel (exp(x) - 1 at x = -1e-100 is 0 at 50 digits), and 400 digits cover every
+#: float64 grid point down to 1e-300.
+VALUE_DPS = 400
 
 
 @functools.cache
@@ -37,7 +40,7 @@ def _grid_cached(declared, key):
     f, fp = _fns(declared)
     pv = _pv(declared, params)
     rows = []
-    with mpmath.workdps(DPS):
+    with mpmath.workdps(VALUE_DPS):
         for x0 in domain_grid(declared.spec.domain, dense=41):
             xm = mpmath.mpf(x0)
             try:
@@ -61,7 +64,7 @@ def inverse_truth(case, y_float, x0):
     """x with f(x) = y_float exactly, at DPS digits (Newton from x0)."""
     f, fp = _fns(case.declared)
     pv = _pv(case.declared, case.params)
-    with mpmath.workdps(DPS + 20):
+    with mpmath.workdps(VALUE_DPS):
         x = mpmath.mpf(x0)
         yv = mpmath.mpf(y_float)
         for _ in range(8):
@@ -70,10 +73,3 @@ def inverse_truth(case, y_float, x0):
             if abs(step) <= abs(x) * mpmath.mpf(10) ** (-DPS):
                 break
         return x
-
-
-def rel_err(out, truth, floor=1e-300):
-    out = np.asarray(out, dtype=np.float64)
-    truth = np.asarray([float(t) for t in truth])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.abs(out - truth) / np.maximum(np.abs(truth), floor)

@@ -1,17 +1,20 @@
 """Content hash of a declaration: what a cached module is keyed by.
 
-The hash covers the canonical declaration, symflow's version and the code-generation
-options, so a compiler change never reuses a stale kernel.
+The hash covers the canonical declaration, symflow's version, the code-generation options
+and a fingerprint of the compiler's own source (derivation, checks, stabilization, code
+generation), so a compiler change never reuses a stale kernel.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
 
 from symflow.codegen.emit import PARALLEL_THRESHOLD
 from symflow.symbolic.spec import BijectorSpec
 
-__all__ = ["CODEGEN_OPTIONS", "FORMAT_VERSION", "spec_hash"]
+__all__ = ["CODEGEN_OPTIONS", "FORMAT_VERSION", "compiler_fingerprint", "spec_hash"]
 
 #: Bumped whenever emitted text or the meta file changes shape.
 FORMAT_VERSION = 1
@@ -21,8 +24,32 @@ CODEGEN_OPTIONS = (
     ("parallel_threshold", PARALLEL_THRESHOLD),
 )
 
+_PACKAGE = Path(__file__).resolve().parent.parent
+#: The files whose text decides what a declaration compiles to.
+_COMPILER_SOURCES = (
+    "symbolic/*.py",
+    "checks.py",
+    "stabilize.py",
+    "codegen/*.py",
+    "runtime/declared.py",
+)
+
+
+@functools.cache
+def compiler_fingerprint() -> str:
+    """sha256 over the compiler's source files, in sorted path order."""
+    digest = hashlib.sha256()
+    for pattern in _COMPILER_SOURCES:
+        for path in sorted(_PACKAGE.glob(pattern)):
+            digest.update(path.relative_to(_PACKAGE).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
 
 def spec_hash(spec: BijectorSpec, version: str) -> str:
-    """sha256 hex digest of (canonical spec, version, options)."""
-    text = f"{spec.canonical()}version={version}\noptions={CODEGEN_OPTIONS!r}\n"
+    """sha256 hex digest of (canonical spec, version, options, compiler fingerprint)."""
+    text = (
+        f"{spec.canonical()}version={version}\noptions={CODEGEN_OPTIONS!r}\n"
+        f"compiler={compiler_fingerprint()}\n"
+    )
     return hashlib.sha256(text.encode()).hexdigest()

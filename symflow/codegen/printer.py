@@ -69,6 +69,10 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Exp1(self, expr):  # noqa: N802
         return "math.e"
 
+    def _print_UnevaluatedExpr(self, expr):  # noqa: N802
+        # A group that must be evaluated as a unit (a Newton step's starting point).
+        return f"({self._print(expr.args[0])})"
+
     def _print_sign(self, expr):
         arg = self._print(expr.args[0])
         return f"(0.0 if {arg} == 0 else math.copysign(1.0, {arg}))"

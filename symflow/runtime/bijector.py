@@ -117,7 +117,9 @@ class ElementwiseBijector(Bijector):
             shape = np.broadcast_shapes(arr.shape, *shapes)
         except ValueError as err:
             names = self._module.PARAMETERS
-            given = ", ".join(f"{n}: {p.shape}" for n, p in zip(names, self._param_list))
+            given = ", ".join(
+                f"{n}: {p.shape}" for n, p in zip(names, self._param_list, strict=True)
+            )
             raise ShapeError(
                 f"{self.name}.{what}: input of shape {arr.shape} does not broadcast against the "
                 f"parameters ({given}). Give each parameter a scalar or a shape that "

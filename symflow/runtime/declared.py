@@ -9,9 +9,11 @@ it with parameter values gives a bound `ElementwiseBijector`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, hypot, log1p
 
 from symflow._version import __version__
 from symflow.checks import (
@@ -21,6 +23,7 @@ from symflow.checks import (
     check_invertible,
     check_log_det,
     check_round_trip,
+    float64_inverse_error,
 )
 from symflow.codegen.emit import KernelPlan, emit_module
 from symflow.codegen.hashing import spec_hash
@@ -35,7 +38,13 @@ from symflow.symbolic.spec import BijectorSpec, Constraint, Real
 
 __all__ = ["DeclaredBijector", "bijector", "build_plan"]
 
-_SYMPY_NS = {cls.__name__: cls for cls in _functions.FUNCTIONS}
+#: Names a meta file's srepr text may use beyond SymPy's own namespace.
+_SYMPY_NS = {
+    **{cls.__name__: cls for cls in _functions.FUNCTIONS},
+    "log1p": log1p,
+    "expm1": expm1,
+    "hypot": hypot,
+}
 
 
 def bijector(fn: Callable | None = None, *, domain: Constraint = Real, name: str | None = None):
@@ -252,18 +261,23 @@ def build_plan(spec: BijectorSpec, key: str) -> tuple[KernelPlan, dict]:
         *report.results,
         CheckResult("stabilized forms", "checked", f"round trips and log-dets again: {worst}"),
     ]
+    inverse, polish_note = _polished_inverse(recheck)
+    if polish_note:
+        results.append(CheckResult("inverse accuracy", "checked", polish_note))
     report = CheckReport(spec.name, tuple(results))
     wrt_x = (spec.x, *spec.parameter_symbols)
-    wrt_y = (stable.y, *spec.parameter_symbols)
+    inverse_partials, ildj_partials = _inverse_side_partials(
+        spec.x, stable.y, wrt_x, stable_forward, stable.fldj_expr, inverse
+    )
     quantities = {
         "forward": stable_forward,
-        "inverse": stable.inverse_expr,
+        "inverse": inverse,
         "fldj": stable.fldj_expr,
         "ildj": stable.ildj_expr,
         "forward_partials": _stable_partials(stable_forward, wrt_x),
-        "inverse_partials": _stable_partials(stable.inverse_expr, wrt_y),
+        "inverse_partials": inverse_partials,
         "fldj_partials": _stable_partials(stable.fldj_expr, wrt_x),
-        "ildj_partials": _stable_partials(stable.ildj_expr, wrt_y),
+        "ildj_partials": ildj_partials,
     }
     plan = KernelPlan(
         name=spec.name,
@@ -291,7 +305,7 @@ def build_plan(spec: BijectorSpec, key: str) -> tuple[KernelPlan, dict]:
         "derived": _srepr_all(derived),
         "stable": {
             "forward": sp.srepr(stable_forward),
-            "inverse": sp.srepr(stable.inverse_expr),
+            "inverse": sp.srepr(inverse),
             "fldj": sp.srepr(stable.fldj_expr),
             "ildj": sp.srepr(stable.ildj_expr),
         },
@@ -300,5 +314,67 @@ def build_plan(spec: BijectorSpec, key: str) -> tuple[KernelPlan, dict]:
     return plan, meta
 
 
+#: An inverse that loses more than this many float64 roundings beyond its conditioning
+#: gets a Newton step on the forward map.
+POLISH_THRESHOLD = 64.0
+
+
+def _polished_inverse(d: Derivation) -> tuple[sp.Expr, str]:
+    """The inverse the kernels compute, and a report note when it had to be polished.
+
+    A closed form can be exact and still cancel in floats (Cardano's formula near y = 0
+    keeps 6 of 16 digits). Then one Newton step on the declared forward map,
+    x1 = x0 - (f(x0) - y) / f'(x0), restores full accuracy: the residual f(x0) - y is
+    computed in floats without that cancellation. Kept only if it measures better.
+    """
+    x0 = d.inverse_expr
+    before, at, lost = float64_inverse_error(d, x0)
+    if before <= POLISH_THRESHOLD:
+        return x0, ""
+    x = d.spec.x
+    f, fprime = d.spec.forward_expr, stabilize(sp.diff(d.spec.forward_expr, x))
+    # Newton squares the relative error: one step recovers full precision only when the
+    # closed form keeps at least half of float64's 53 bits; otherwise take two.
+    steps = 1 if math.log2(before) < 26 else 2
+    current = x0
+    for _ in range(steps):
+        # UnevaluatedExpr keeps the previous iterate whole: SymPy would otherwise flatten
+        # x0 - q into the very sum whose cancellation the step is meant to undo.
+        unit = sp.UnevaluatedExpr(current)
+        current = unit - (f.xreplace({x: unit}) - d.y) / fprime.xreplace({x: unit})
+    best_worst, _, best_lost = float64_inverse_error(d, current)
+    best = current
+    if best_lost >= lost:
+        steps = 0
+    if steps == 0:
+        return x0, f"closed form loses up to {before:.3g} roundings beyond its conditioning"
+    return best, (
+        f"closed form loses up to {before:.3g} float64 roundings beyond its conditioning "
+        f"(at y = {at:.3g}; {lost:.0f} bits over the grid); kernels add {steps} Newton "
+        f"step(s) on the forward map: worst {best_worst:.3g}, {best_lost:.0f} bits"
+    )
+
+
+def _strip_groups(expr: sp.Expr) -> sp.Expr:
+    return expr.replace(lambda e: isinstance(e, sp.UnevaluatedExpr), lambda e: e.args[0])
+
+
 def _stable_partials(expr: sp.Expr, wrt) -> tuple[sp.Expr, ...]:
-    return tuple(stabilize(d) for d in derive_partials(expr, wrt))
+    return tuple(stabilize(d) for d in derive_partials(_strip_groups(expr), wrt))
+
+
+def _inverse_side_partials(x, y, wrt_x, forward, fldj, inverse):
+    """Partials of x = g(y) and of ildj(y) = -fldj(g(y)) by the implicit function theorem.
+
+    dx/dy = 1/f_x(x), dx/dθ = -f_θ(x)/f_x(x) at x = g(y), and ildj's partials by the chain
+    rule through fldj's. Both are written at the kernel's own x = g(y), so they need no
+    derivative of a closed-form inverse (whose cancellations they would inherit) and stay
+    consistent with the values the kernels return.
+    """
+    at = {x: sp.UnevaluatedExpr(inverse)}
+    f_partials = [d.xreplace(at) for d in _stable_partials(forward, wrt_x)]
+    l_partials = [d.xreplace(at) for d in _stable_partials(fldj, wrt_x)]
+    dx = [1 / f_partials[0], *[-fp / f_partials[0] for fp in f_partials[1:]]]
+    dldj = [-l_partials[0] * dx[0]]
+    dldj += [-(lp + l_partials[0] * dxp) for lp, dxp in zip(l_partials[1:], dx[1:], strict=True)]
+    return tuple(dx), tuple(dldj)

@@ -42,9 +42,27 @@ def register_mpmath(name: str, impl: Callable) -> None:
     _MPMATH_EXTRA[name] = impl
 
 
+class _Group(sp.Function):
+    """An evaluated-as-a-unit subexpression: what `sp.UnevaluatedExpr` marks.
+
+    lambdify prints UnevaluatedExpr without parentheses, so (a - b)**3 would come out as
+    a - b**3; a call keeps both the meaning and the order of rounding.
+    """
+
+
 def mp_function(args: Sequence[sp.Symbol], expr: sp.Expr) -> Callable:
-    """`expr` as a Python function of `args` evaluated in mpmath (call inside `mpmath.workdps`)."""
-    return sp.lambdify(list(args), expr, modules=[dict(_MPMATH_EXTRA), "mpmath"])
+    """`expr` as a Python function of `args` evaluated in mpmath (call inside `mpmath.workdps`).
+
+    At low precision (`mpmath.workprec(53)`) it rounds like float64, in the same order as
+    the kernels: groups marked with `sp.UnevaluatedExpr` are evaluated as units.
+    """
+    if expr.has(sp.UnevaluatedExpr):
+        expr = expr.replace(
+            lambda e: isinstance(e, sp.UnevaluatedExpr), lambda e: _Group(e.args[0])
+        )
+    return sp.lambdify(
+        list(args), expr, modules=[{"_Group": lambda v: v, **_MPMATH_EXTRA}, "mpmath"]
+    )
 
 
 def mp_real(value, scale=1) -> mpmath.mpf | None:
