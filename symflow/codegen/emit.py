@@ -196,7 +196,7 @@ def emit_module(plan: KernelPlan) -> KernelSource:
         for parallel in (False, True):
             batches.append(_batch(plan, kernel, widths[kernel], parallel, printer))
     summary = "\n".join(
-        f"# {label + ':':<9} {line}" for label, text in plan.summary for line in text.splitlines()
+        f"# {label + ':':<11} {line}" for label, text in plan.summary for line in text.splitlines()
     )
     header = render(
         HEADER,

@@ -117,7 +117,7 @@ def read_entry(module_name: str, key: str, folder: Path | None = None) -> CacheE
         not isinstance(meta, dict)
         or meta.get("hash") != key
         or meta.get("module_sha256") != _sha256(text)
-        or f"# hash:     sha256:{key}\n" not in text
+        or f"sha256:{key}\n" not in text
     ):
         return None
     try:
