@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:a71d95d3fdccd3d10aa26c1206001696d1dd1cd1e1586690a8786a4f813f80aa
+# hash:       sha256:e5690e4324491daa55fed37617f4fe84c75bc972f30b0c3ecd5b30ce2b19bc15
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = 'a71d95d3fdccd3d10aa26c1206001696d1dd1cd1e1586690a8786a4f813f80aa'
+HASH = 'e5690e4324491daa55fed37617f4fe84c75bc972f30b0c3ecd5b30ce2b19bc15'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:774a9c0b1f26b463661f1b59a3ace68991f51c01e8821796bb443c5ef86b2a8e
+# hash:       sha256:593e2c241998cff478cc8c32d51c857cd42f67a0639f29da58531bda8647c974
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '774a9c0b1f26b463661f1b59a3ace68991f51c01e8821796bb443c5ef86b2a8e'
+HASH = '593e2c241998cff478cc8c32d51c857cd42f67a0639f29da58531bda8647c974'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:6ff89e28aa5d09cfba380c5d07e2f85d207acb1346f570888d6845f2425f85f4
+# hash:       sha256:cdbead01c2d84f7ebbaf2b538e24f1345dc2c64a3950925845717ea34ef23c84
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '6ff89e28aa5d09cfba380c5d07e2f85d207acb1346f570888d6845f2425f85f4'
+HASH = 'cdbead01c2d84f7ebbaf2b538e24f1345dc2c64a3950925845717ea34ef23c84'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

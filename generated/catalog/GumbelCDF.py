@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:5848f68a92a3e445a74bd7402b7ca955e00fdb0627519feea76061091506df71
+# hash:       sha256:216ed75dfa44a3941d9f9e3c4a0e385f6ca73ce209b513138203c28cd50180a6
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '5848f68a92a3e445a74bd7402b7ca955e00fdb0627519feea76061091506df71'
+HASH = '216ed75dfa44a3941d9f9e3c4a0e385f6ca73ce209b513138203c28cd50180a6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:6202c7bcee7f9b585c6890badffc181e8cb82de93e783f2f76b8c58b0208bf18
+# hash:       sha256:8d25816b6d45c34c2e8688ade4bc037d5a6eb8bd370a8b4bf94b109ce78c9929
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = '6202c7bcee7f9b585c6890badffc181e8cb82de93e783f2f76b8c58b0208bf18'
+HASH = '8d25816b6d45c34c2e8688ade4bc037d5a6eb8bd370a8b4bf94b109ce78c9929'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

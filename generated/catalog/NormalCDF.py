@@ -11,7 +11,7 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:4c54071c4c848f495d1461b21e272e19579020ce6d216d256ec95611fe33454c
+# hash:       sha256:44fac02ea2f617d24a87e203343ae1bbaa16246f144f28420ab011fea061f09d
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '4c54071c4c848f495d1461b21e272e19579020ce6d216d256ec95611fe33454c'
+HASH = '44fac02ea2f617d24a87e203343ae1bbaa16246f144f28420ab011fea061f09d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:3009a96399dd0b14d3ed0a1b27dc6af6bd5df7910e3aa43381a891d09574723b
+# hash:       sha256:c0d67b967be92fd11f04167ca56df8efce8d3bc46b4f19ecbc93f380deca9afd
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '3009a96399dd0b14d3ed0a1b27dc6af6bd5df7910e3aa43381a891d09574723b'
+HASH = 'c0d67b967be92fd11f04167ca56df8efce8d3bc46b4f19ecbc93f380deca9afd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:dd3a5dd2abab92f7913ac9d0711bb56de3768c92e07c5c0aa1b8f6e379e7d2b8
+# hash:       sha256:cea530f0266bb86f5944ec538c8814d0dc11e91c6e01716f0ae31df3bef2176c
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = 'dd3a5dd2abab92f7913ac9d0711bb56de3768c92e07c5c0aa1b8f6e379e7d2b8'
+HASH = 'cea530f0266bb86f5944ec538c8814d0dc11e91c6e01716f0ae31df3bef2176c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:9316bcf2fdeb845d6502f954cba1560428918220beb948e8946ba2afbcc17205
+# hash:       sha256:4fb460830576d085faad8165b6dd9f68a117eab936cc8f4084e0eb7c337af085
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '9316bcf2fdeb845d6502f954cba1560428918220beb948e8946ba2afbcc17205'
+HASH = '4fb460830576d085faad8165b6dd9f68a117eab936cc8f4084e0eb7c337af085'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

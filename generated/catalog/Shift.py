@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:f1aa7634d69a81edc84949991407f59bc2aa6393e5cde4ae59e2bd0b2d402831
+# hash:       sha256:c43decd023342d6723b932b60e097865313b66c8063d4a13cb43a2f4f10aa0d9
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'f1aa7634d69a81edc84949991407f59bc2aa6393e5cde4ae59e2bd0b2d402831'
+HASH = 'c43decd023342d6723b932b60e097865313b66c8063d4a13cb43a2f4f10aa0d9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

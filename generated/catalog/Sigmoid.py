@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:feeeffb39d3914d4449ea4f56670344cf99c3a66204e5295952d22d631ad24d1
+# hash:       sha256:f6c16fca3f9785b6832fb3d32f1219ffbdb11d41f3418f4a19ca663d5071c7ca
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'feeeffb39d3914d4449ea4f56670344cf99c3a66204e5295952d22d631ad24d1'
+HASH = 'f6c16fca3f9785b6832fb3d32f1219ffbdb11d41f3418f4a19ca663d5071c7ca'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:3ec5225b31cddd617148befed034a19006948b08e9c6915effa7acc82c0a9984
+# hash:       sha256:d01de47ef7a76696676bb77b5d9624dd5768b52f802e5e774a76c52e2abd951a
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '3ec5225b31cddd617148befed034a19006948b08e9c6915effa7acc82c0a9984'
+HASH = 'd01de47ef7a76696676bb77b5d9624dd5768b52f802e5e774a76c52e2abd951a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:43fcd4034b479b931dafbec97cd77c40f03c30070b672f1d0f0c79e14a434148
+# hash:       sha256:45b7de5cbb9c90da2b9f89f45b5b9b2c899507998add5756473c983e2b857b25
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '43fcd4034b479b931dafbec97cd77c40f03c30070b672f1d0f0c79e14a434148'
+HASH = '45b7de5cbb9c90da2b9f89f45b5b9b2c899507998add5756473c983e2b857b25'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:d11efb6352a9a0a37944ca09b11416997748cf15727d6ddd4c9f95a94023029a
+# hash:       sha256:598726636e4556f3fe1de23e0e2daa39ed1d06f14cb838cc3cb3afd6fb78c80e
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = 'd11efb6352a9a0a37944ca09b11416997748cf15727d6ddd4c9f95a94023029a'
+HASH = '598726636e4556f3fe1de23e0e2daa39ed1d06f14cb838cc3cb3afd6fb78c80e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:23a3417a56b512ecf91441237ed9f172ea350da3299041b0ebb0ddb49a6f0e3e
+# hash:       sha256:d4f9e4a4941ad92988aae6f5199539977a25f1fb2a986ceb914c2cbbdbb9e363
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '23a3417a56b512ecf91441237ed9f172ea350da3299041b0ebb0ddb49a6f0e3e'
+HASH = 'd4f9e4a4941ad92988aae6f5199539977a25f1fb2a986ceb914c2cbbdbb9e363'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -183,6 +183,16 @@ class DeclaredBijector:
         """Path of the generated module."""
         return str(self.compile().path)
 
+    def accuracy_report(self, params: dict | None = None):
+        """Every kernel's float64 error against 50-digit truth over a tails grid.
+
+        See `symflow.runtime.accuracy.accuracy_report`; `params` defaults to the declared
+        defaults (else each constraint's typical value).
+        """
+        from symflow.runtime.accuracy import accuracy_report  # runs kernels: import on use
+
+        return accuracy_report(self, params)
+
     def report(self) -> CheckReport:
         """What was proven symbolically and what was checked numerically, and how."""
         return CheckReport.from_dict(self.compile().meta["report"])

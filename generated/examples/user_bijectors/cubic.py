@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*log(hypot(1, sqrt(3)*x))
 #   ildj:     -2*log(hypot(1, sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)))))
-# hash:       sha256:5e6173d6d582a05a5b64b9caf8c39eae062d97c50b038612eb718886ff8805cb
+# hash:       sha256:3b5d907a92cc2031fb64d337e5c7044175ad2cf9072248dacdc53abf007c790c
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '5e6173d6d582a05a5b64b9caf8c39eae062d97c50b038612eb718886ff8805cb'
+HASH = '3b5d907a92cc2031fb64d337e5c7044175ad2cf9072248dacdc53abf007c790c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:dc1f0be7a89df04a1709d2e14cc9629f02c70a2e658cbb43bb81d80d8746fff8
+# hash:       sha256:835f07cf6de2b4e0e7fde0143f077f5cba119107d2ef3ddf51b52ccd600057fd
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = 'dc1f0be7a89df04a1709d2e14cc9629f02c70a2e658cbb43bb81d80d8746fff8'
+HASH = '835f07cf6de2b4e0e7fde0143f077f5cba119107d2ef3ddf51b52ccd600057fd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

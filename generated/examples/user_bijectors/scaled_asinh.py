@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:6f3a51afcd3b65327a0fb2b8b82cbe3e22a2d055627ae1812259df9b0e106605
+# hash:       sha256:f9b3f42273ebfcddb751e88ad0465941f63ccc93877dbc79c39e7fff97c0958b
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '6f3a51afcd3b65327a0fb2b8b82cbe3e22a2d055627ae1812259df9b0e106605'
+HASH = 'f9b3f42273ebfcddb751e88ad0465941f63ccc93877dbc79c39e7fff97c0958b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

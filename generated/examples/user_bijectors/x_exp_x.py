@@ -11,7 +11,7 @@
 #   inverse:  LambertW(y)
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
-# hash:       sha256:ca7a9633f107d5316d23c555accc1b7b98408a67af81438c95a17ed538cf31b9
+# hash:       sha256:9fc1c44055e5376834e68e29a1697dc150e0d4ff336c45fcf2e503ff86846436
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = 'ca7a9633f107d5316d23c555accc1b7b98408a67af81438c95a17ed538cf31b9'
+HASH = '9fc1c44055e5376834e68e29a1697dc150e0d4ff336c45fcf2e503ff86846436'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 
