@@ -1,7 +1,8 @@
-"""The `symflow` command: `generate`, `show`, `demo`.
+"""The `symflow` command: `generate`, `show`, `check`, `demo`.
 
 symflow generate [--out generated] [--check]   emit the catalog's and examples' kernels
 symflow show FILE.py:NAME                      derived inverse, log-dets and check report
+symflow check FILE.py[:NAME] | --catalog       float64 kernel accuracy vs mpmath, tails too
 symflow demo                                   declare, verify, compile and use bijectors
 """
 
@@ -93,6 +94,38 @@ def _show(target: str, latex: bool) -> None:
     print(f"\nkernels: {d.source_path}")
 
 
+def _check(target: str | None, *, catalog: bool) -> int:
+    """Prints the accuracy report of each bijector; 1 if any kernel misses its bound."""
+    from symflow.runtime.accuracy import accuracy_report
+
+    if catalog == (target is not None):
+        raise SystemExit("symflow check: give either FILE.py[:NAME] or --catalog")
+    if catalog:
+        decls = dict(sorted(CATALOG.items()))
+    else:
+        file, _, name = target.rpartition(":")
+        if not file or target.endswith(".py"):
+            file, name = target, ""
+        decls = declarations_in(Path(file))
+        if name:
+            if name not in decls:
+                raise SystemExit(
+                    f"symflow check: {file} declares no bijector {name!r}; it has {sorted(decls)}"
+                )
+            decls = {name: decls[name]}
+        elif not decls:
+            raise SystemExit(f"symflow check: {file} declares no bijectors")
+    failed = []
+    for name, decl in decls.items():
+        report = accuracy_report(decl)
+        print(report, end="\n\n")
+        if not report.passed:
+            failed.append(name)
+    summary = f"{len(decls) - len(failed)} of {len(decls)} passed"
+    print(summary + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="symflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("show", help="print derived expressions and the check report")
     s.add_argument("target", help="FILE.py:NAME")
     s.add_argument("--latex", action="store_true")
+    c = sub.add_parser("check", help="measure the float64 kernels' accuracy against mpmath")
+    c.add_argument("target", nargs="?", help="FILE.py or FILE.py:NAME")
+    c.add_argument("--catalog", action="store_true", help="check the built-in catalog")
     sub.add_parser("demo", help="declare, verify, compile and use bijectors")
     args = parser.parse_args(argv)
     if args.command == "generate":
@@ -113,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "show":
         _show(args.target, args.latex)
         return 0
+    if args.command == "check":
+        return _check(args.target, catalog=args.catalog)
     from symflow.demo import run_demo
 
     run_demo()
