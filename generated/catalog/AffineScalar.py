@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:e5690e4324491daa55fed37617f4fe84c75bc972f30b0c3ecd5b30ce2b19bc15
+# hash:       sha256:ea8adba8d17c599ff6ace1445a4d5b7b30450cbfebdda93ff109a90e6c91bcda
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = 'e5690e4324491daa55fed37617f4fe84c75bc972f30b0c3ecd5b30ce2b19bc15'
+HASH = 'ea8adba8d17c599ff6ace1445a4d5b7b30450cbfebdda93ff109a90e6c91bcda'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:593e2c241998cff478cc8c32d51c857cd42f67a0639f29da58531bda8647c974
+# hash:       sha256:32470acadfc9e9faebaf4017abc40e1fad4d37924a8ba70ccbe10de6a7294053
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '593e2c241998cff478cc8c32d51c857cd42f67a0639f29da58531bda8647c974'
+HASH = '32470acadfc9e9faebaf4017abc40e1fad4d37924a8ba70ccbe10de6a7294053'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:cdbead01c2d84f7ebbaf2b538e24f1345dc2c64a3950925845717ea34ef23c84
+# hash:       sha256:2f6a64197123d8cd22ac472c62f1201aadd8c4ea9d64033519fccb4a646b5a9f
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = 'cdbead01c2d84f7ebbaf2b538e24f1345dc2c64a3950925845717ea34ef23c84'
+HASH = '2f6a64197123d8cd22ac472c62f1201aadd8c4ea9d64033519fccb4a646b5a9f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:216ed75dfa44a3941d9f9e3c4a0e385f6ca73ce209b513138203c28cd50180a6
+# hash:       sha256:5d891573b3509615cc26fdef37435252daddca69bd91af81b1cc0b38de367b76
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '216ed75dfa44a3941d9f9e3c4a0e385f6ca73ce209b513138203c28cd50180a6'
+HASH = '5d891573b3509615cc26fdef37435252daddca69bd91af81b1cc0b38de367b76'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:44fac02ea2f617d24a87e203343ae1bbaa16246f144f28420ab011fea061f09d
+# hash:       sha256:8a93af9d409bc2a4edde32b9d9ade8feb32a10bf168bfdd1722a126d9054065a
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '44fac02ea2f617d24a87e203343ae1bbaa16246f144f28420ab011fea061f09d'
+HASH = '8a93af9d409bc2a4edde32b9d9ade8feb32a10bf168bfdd1722a126d9054065a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:c0d67b967be92fd11f04167ca56df8efce8d3bc46b4f19ecbc93f380deca9afd
+# hash:       sha256:1c8f5350bad7dcc60ee982adc477657659d6dcc705b78b281adf19de57b11200
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = 'c0d67b967be92fd11f04167ca56df8efce8d3bc46b4f19ecbc93f380deca9afd'
+HASH = '1c8f5350bad7dcc60ee982adc477657659d6dcc705b78b281adf19de57b11200'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

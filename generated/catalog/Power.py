@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:cea530f0266bb86f5944ec538c8814d0dc11e91c6e01716f0ae31df3bef2176c
+# hash:       sha256:af65206a8c32563ce2bca03cdb17039bc5185e0fd6c0f081dbfc58489eb37423
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = 'cea530f0266bb86f5944ec538c8814d0dc11e91c6e01716f0ae31df3bef2176c'
+HASH = 'af65206a8c32563ce2bca03cdb17039bc5185e0fd6c0f081dbfc58489eb37423'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:4fb460830576d085faad8165b6dd9f68a117eab936cc8f4084e0eb7c337af085
+# hash:       sha256:6cbebac50a9b78bf7f706cdba6f604c70d05c7a5f35337d18e26a5700c6db8cb
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '4fb460830576d085faad8165b6dd9f68a117eab936cc8f4084e0eb7c337af085'
+HASH = '6cbebac50a9b78bf7f706cdba6f604c70d05c7a5f35337d18e26a5700c6db8cb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

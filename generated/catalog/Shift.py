@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:c43decd023342d6723b932b60e097865313b66c8063d4a13cb43a2f4f10aa0d9
+# hash:       sha256:512649df9ffa2502d1460bfd6c2a86d8c02c7ddab2ebf491c3476b1505e85c27
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'c43decd023342d6723b932b60e097865313b66c8063d4a13cb43a2f4f10aa0d9'
+HASH = '512649df9ffa2502d1460bfd6c2a86d8c02c7ddab2ebf491c3476b1505e85c27'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:f6c16fca3f9785b6832fb3d32f1219ffbdb11d41f3418f4a19ca663d5071c7ca
+# hash:       sha256:c660bdba5ff29cb2bb2d16bf6991c7de1b8e0be37f5d4cffc5d9a3b7a516d959
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'f6c16fca3f9785b6832fb3d32f1219ffbdb11d41f3418f4a19ca663d5071c7ca'
+HASH = 'c660bdba5ff29cb2bb2d16bf6991c7de1b8e0be37f5d4cffc5d9a3b7a516d959'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:d01de47ef7a76696676bb77b5d9624dd5768b52f802e5e774a76c52e2abd951a
+# hash:       sha256:ac41d37bbe3bf019c7b54a9b7ecb1bc1c848496e5eacf46b04c34544d931bd03
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = 'd01de47ef7a76696676bb77b5d9624dd5768b52f802e5e774a76c52e2abd951a'
+HASH = 'ac41d37bbe3bf019c7b54a9b7ecb1bc1c848496e5eacf46b04c34544d931bd03'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:45b7de5cbb9c90da2b9f89f45b5b9b2c899507998add5756473c983e2b857b25
+# hash:       sha256:852edaad5111830bb7c0c8d93a8939877b7234bbe6507c3f5dfe61e64f1b1470
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '45b7de5cbb9c90da2b9f89f45b5b9b2c899507998add5756473c983e2b857b25'
+HASH = '852edaad5111830bb7c0c8d93a8939877b7234bbe6507c3f5dfe61e64f1b1470'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:598726636e4556f3fe1de23e0e2daa39ed1d06f14cb838cc3cb3afd6fb78c80e
+# hash:       sha256:0c3c22670c6103d90fb0f555718bc355ac021bc507735d462ac0010e7debc341
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '598726636e4556f3fe1de23e0e2daa39ed1d06f14cb838cc3cb3afd6fb78c80e'
+HASH = '0c3c22670c6103d90fb0f555718bc355ac021bc507735d462ac0010e7debc341'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:6777d6b25f8c2617ed1359f5b22e2dc6c32ee597e610020e269cf130a9058c0e
+# hash:       sha256:5bbec88459eb78751939bf50aae82d3d6f7d2555ed55b2c06e59d15f2fafa8c8
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '6777d6b25f8c2617ed1359f5b22e2dc6c32ee597e610020e269cf130a9058c0e'
+HASH = '5bbec88459eb78751939bf50aae82d3d6f7d2555ed55b2c06e59d15f2fafa8c8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

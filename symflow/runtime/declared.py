@@ -287,17 +287,19 @@ def build_plan(spec: BijectorSpec, key: str) -> tuple[KernelPlan, dict]:
         results.append(CheckResult("inverse accuracy", "checked", polish_note))
     report = CheckReport(spec.name, tuple(results))
     wrt_x = (spec.x, *spec.parameter_symbols)
+    forward_partials = _stable_partials(stable_forward, wrt_x)
+    fldj_partials = _stable_partials(stable.fldj_expr, wrt_x)
     inverse_partials, ildj_partials = _inverse_side_partials(
-        spec.x, stable.y, wrt_x, stable_forward, stable.fldj_expr, inverse
+        spec.x, forward_partials, fldj_partials, inverse
     )
     quantities = {
         "forward": stable_forward,
         "inverse": inverse,
         "fldj": stable.fldj_expr,
         "ildj": stable.ildj_expr,
-        "forward_partials": _stable_partials(stable_forward, wrt_x),
+        "forward_partials": forward_partials,
         "inverse_partials": inverse_partials,
-        "fldj_partials": _stable_partials(stable.fldj_expr, wrt_x),
+        "fldj_partials": fldj_partials,
         "ildj_partials": ildj_partials,
     }
     plan = KernelPlan(
@@ -340,7 +342,7 @@ def build_plan(spec: BijectorSpec, key: str) -> tuple[KernelPlan, dict]:
 
 
 #: An inverse that loses more than this many float64 roundings beyond its conditioning
-#: gets a Newton step on the forward map.
+#: gets Newton steps on the forward map.
 POLISH_THRESHOLD = 64.0
 
 
@@ -368,12 +370,9 @@ def _polished_inverse(d: Derivation) -> tuple[sp.Expr, str]:
         unit = sp.UnevaluatedExpr(current)
         current = unit - (f.xreplace({x: unit}) - d.y) / fprime.xreplace({x: unit})
     best_worst, _, best_lost = float64_inverse_error(d, current)
-    best = current
     if best_lost >= lost:
-        steps = 0
-    if steps == 0:
         return x0, f"closed form loses up to {before:.3g} roundings beyond its conditioning"
-    return best, (
+    return current, (
         f"closed form loses up to {before:.3g} float64 roundings beyond its conditioning "
         f"(at y = {at:.3g}; {lost:.0f} bits over the grid); kernels add {steps} Newton "
         f"step(s) on the forward map: worst {best_worst:.3g}, {best_lost:.0f} bits"
@@ -388,7 +387,7 @@ def _stable_partials(expr: sp.Expr, wrt) -> tuple[sp.Expr, ...]:
     return tuple(stabilize(d) for d in derive_partials(_strip_groups(expr), wrt))
 
 
-def _inverse_side_partials(x, y, wrt_x, forward, fldj, inverse):
+def _inverse_side_partials(x, forward_partials, fldj_partials, inverse):
     """Partials of x = g(y) and of ildj(y) = -fldj(g(y)) by the implicit function theorem.
 
     dx/dy = 1/f_x(x), dx/dθ = -f_θ(x)/f_x(x) at x = g(y), and ildj's partials by the chain
@@ -397,8 +396,8 @@ def _inverse_side_partials(x, y, wrt_x, forward, fldj, inverse):
     consistent with the values the kernels return.
     """
     at = {x: sp.UnevaluatedExpr(inverse)}
-    f_partials = [d.xreplace(at) for d in _stable_partials(forward, wrt_x)]
-    l_partials = [d.xreplace(at) for d in _stable_partials(fldj, wrt_x)]
+    f_partials = [d.xreplace(at) for d in forward_partials]
+    l_partials = [d.xreplace(at) for d in fldj_partials]
     dx = [1 / f_partials[0], *[-fp / f_partials[0] for fp in f_partials[1:]]]
     dldj = [-l_partials[0] * dx[0]]
     dldj += [-(lp + l_partials[0] * dxp) for lp, dxp in zip(l_partials[1:], dx[1:], strict=True)]

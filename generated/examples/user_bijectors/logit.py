@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:835f07cf6de2b4e0e7fde0143f077f5cba119107d2ef3ddf51b52ccd600057fd
+# hash:       sha256:51dc7da18dda60d2eccf2ae317d8fdf35e462bcca22f1d9bf5c925771aea0d3f
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '835f07cf6de2b4e0e7fde0143f077f5cba119107d2ef3ddf51b52ccd600057fd'
+HASH = '51dc7da18dda60d2eccf2ae317d8fdf35e462bcca22f1d9bf5c925771aea0d3f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

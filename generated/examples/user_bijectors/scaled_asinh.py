@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:f9b3f42273ebfcddb751e88ad0465941f63ccc93877dbc79c39e7fff97c0958b
+# hash:       sha256:34c71034795dbedfd3d5525b5a45f2e2bbdd7f07d5de72070f4e79706fabfe31
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = 'f9b3f42273ebfcddb751e88ad0465941f63ccc93877dbc79c39e7fff97c0958b'
+HASH = '34c71034795dbedfd3d5525b5a45f2e2bbdd7f07d5de72070f4e79706fabfe31'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 
