@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:ea8adba8d17c599ff6ace1445a4d5b7b30450cbfebdda93ff109a90e6c91bcda
+# hash:       sha256:22e82bb64d9c0d5f4093fed87b58659a6aa9d53c0660920aa149d1ac120484e4
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = 'ea8adba8d17c599ff6ace1445a4d5b7b30450cbfebdda93ff109a90e6c91bcda'
+HASH = '22e82bb64d9c0d5f4093fed87b58659a6aa9d53c0660920aa149d1ac120484e4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

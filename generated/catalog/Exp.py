@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:32470acadfc9e9faebaf4017abc40e1fad4d37924a8ba70ccbe10de6a7294053
+# hash:       sha256:760befc14463cafba52b7fcd1f773892beb1dd8a4311f0f70c6f9dc0bd63cc06
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '32470acadfc9e9faebaf4017abc40e1fad4d37924a8ba70ccbe10de6a7294053'
+HASH = '760befc14463cafba52b7fcd1f773892beb1dd8a4311f0f70c6f9dc0bd63cc06'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

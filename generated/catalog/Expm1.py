@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:2f6a64197123d8cd22ac472c62f1201aadd8c4ea9d64033519fccb4a646b5a9f
+# hash:       sha256:5180119daf1c8e84c7fc6f32594dd314ba81993bfa10982b7e828dcf3dfb775a
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '2f6a64197123d8cd22ac472c62f1201aadd8c4ea9d64033519fccb4a646b5a9f'
+HASH = '5180119daf1c8e84c7fc6f32594dd314ba81993bfa10982b7e828dcf3dfb775a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:5d891573b3509615cc26fdef37435252daddca69bd91af81b1cc0b38de367b76
+# hash:       sha256:25ad53a7c8794a4c6ae0a83868f49cc6a8a08de93145e5d54d8bc1d7215cb97b
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '5d891573b3509615cc26fdef37435252daddca69bd91af81b1cc0b38de367b76'
+HASH = '25ad53a7c8794a4c6ae0a83868f49cc6a8a08de93145e5d54d8bc1d7215cb97b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:a64d0310e45acd34c6009ab07cd415b33d45420163836cadf80542ef230429d9
+# hash:       sha256:dc9ba462b5b72fcff0ad0d2b0f42cbe615ee893d686458fb13f9c16b52898867
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = 'a64d0310e45acd34c6009ab07cd415b33d45420163836cadf80542ef230429d9'
+HASH = 'dc9ba462b5b72fcff0ad0d2b0f42cbe615ee893d686458fb13f9c16b52898867'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:1c8f5350bad7dcc60ee982adc477657659d6dcc705b78b281adf19de57b11200
+# hash:       sha256:6fffbcfc1b4b06fdd4543d00779070effc69558087633843a3bacf725a525831
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '1c8f5350bad7dcc60ee982adc477657659d6dcc705b78b281adf19de57b11200'
+HASH = '6fffbcfc1b4b06fdd4543d00779070effc69558087633843a3bacf725a525831'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

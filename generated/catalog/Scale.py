@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:6cbebac50a9b78bf7f706cdba6f604c70d05c7a5f35337d18e26a5700c6db8cb
+# hash:       sha256:cebc44412d260a8748c5405c33ce162cbcfe63a2f537cf71bdd478e57f632dff
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '6cbebac50a9b78bf7f706cdba6f604c70d05c7a5f35337d18e26a5700c6db8cb'
+HASH = 'cebc44412d260a8748c5405c33ce162cbcfe63a2f537cf71bdd478e57f632dff'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

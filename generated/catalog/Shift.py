@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:512649df9ffa2502d1460bfd6c2a86d8c02c7ddab2ebf491c3476b1505e85c27
+# hash:       sha256:55d139557690e1113b8014ac8ef8e5a767eec96f18edc08e7e9880a1ca1dc451
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '512649df9ffa2502d1460bfd6c2a86d8c02c7ddab2ebf491c3476b1505e85c27'
+HASH = '55d139557690e1113b8014ac8ef8e5a767eec96f18edc08e7e9880a1ca1dc451'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

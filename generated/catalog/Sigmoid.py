@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:c660bdba5ff29cb2bb2d16bf6991c7de1b8e0be37f5d4cffc5d9a3b7a516d959
+# hash:       sha256:04338ad93a02ab6e5ad3f226a981bca22d8650260172ac9813aec1ba1ec9d7e1
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'c660bdba5ff29cb2bb2d16bf6991c7de1b8e0be37f5d4cffc5d9a3b7a516d959'
+HASH = '04338ad93a02ab6e5ad3f226a981bca22d8650260172ac9813aec1ba1ec9d7e1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

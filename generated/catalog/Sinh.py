@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:ac41d37bbe3bf019c7b54a9b7ecb1bc1c848496e5eacf46b04c34544d931bd03
+# hash:       sha256:6e97f70863d4463cd5ce03635b8aa2af815b8d8d84a7c8a8cee62903b24f4e9f
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = 'ac41d37bbe3bf019c7b54a9b7ecb1bc1c848496e5eacf46b04c34544d931bd03'
+HASH = '6e97f70863d4463cd5ce03635b8aa2af815b8d8d84a7c8a8cee62903b24f4e9f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:852edaad5111830bb7c0c8d93a8939877b7234bbe6507c3f5dfe61e64f1b1470
+# hash:       sha256:5b3345a6c505820b595d0513e5244811b6bd41c37a26b223ff296c74f43a5b6d
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '852edaad5111830bb7c0c8d93a8939877b7234bbe6507c3f5dfe61e64f1b1470'
+HASH = '5b3345a6c505820b595d0513e5244811b6bd41c37a26b223ff296c74f43a5b6d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

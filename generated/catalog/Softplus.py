@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:f2dae3b9efc30186290c77a13feb584666ab2fec775502bba5b6b0bf14e6a5b2
+# hash:       sha256:598cbaac9aa3af86be92ac24dd6bf3e96ab874da80845442668b549ae47061cd
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = 'f2dae3b9efc30186290c77a13feb584666ab2fec775502bba5b6b0bf14e6a5b2'
+HASH = '598cbaac9aa3af86be92ac24dd6bf3e96ab874da80845442668b549ae47061cd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:1f86cd507696317741174e8abecb508b99134ac643940f40ec6c3299ba7439e2
+# hash:       sha256:93f041334afa748b59dc9c0f3f2117007a913873f62589e0fad5abf537e8f8c9
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '1f86cd507696317741174e8abecb508b99134ac643940f40ec6c3299ba7439e2'
+HASH = '93f041334afa748b59dc9c0f3f2117007a913873f62589e0fad5abf537e8f8c9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

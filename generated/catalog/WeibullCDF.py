@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:5bbec88459eb78751939bf50aae82d3d6f7d2555ed55b2c06e59d15f2fafa8c8
+# hash:       sha256:a8ac185cdbc5537fcb8af8700dc4d622fbd33ea410ad7158815606169c3d90d6
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '5bbec88459eb78751939bf50aae82d3d6f7d2555ed55b2c06e59d15f2fafa8c8'
+HASH = 'a8ac185cdbc5537fcb8af8700dc4d622fbd33ea410ad7158815606169c3d90d6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

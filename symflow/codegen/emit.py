@@ -130,7 +130,7 @@ def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -
     tests = [t for t in (lo and f"_v < {lo}", hi and f"_v > {hi}") if t]
     core = "_".join(quantities) + "_scalar"
     stores = (
-        [f"{'            '}out[0, _i] = _r\n"]
+        ["            out[0, _i] = _r\n"]
         if n_out == 1
         else [f"            out[{k}, _i] = _r[{k}]\n" for k in range(n_out)]
     )

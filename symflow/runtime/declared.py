@@ -29,6 +29,7 @@ from symflow.checks import (
 from symflow.codegen.emit import KernelPlan, emit_module
 from symflow.codegen.hashing import spec_hash
 from symflow.errors import ConstraintError
+from symflow.runtime.accuracy import accuracy_report
 from symflow.runtime.bijector import ElementwiseBijector, validate_parameter
 from symflow.runtime.loader import CacheEntry, read_entry, write_entry
 from symflow.stabilize import stabilize, stabilize_derivation, stabilize_forward
@@ -189,8 +190,6 @@ class DeclaredBijector:
         See `symflow.runtime.accuracy.accuracy_report`; `params` defaults to the declared
         defaults (else each constraint's typical value).
         """
-        from symflow.runtime.accuracy import accuracy_report  # runs kernels: import on use
-
         return accuracy_report(self, params)
 
     def report(self) -> CheckReport:

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:51dc7da18dda60d2eccf2ae317d8fdf35e462bcca22f1d9bf5c925771aea0d3f
+# hash:       sha256:3a264d7829313e797c4c9baca1fa0cbfd0e65381c3a75bfb094a4491ee52a135
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '51dc7da18dda60d2eccf2ae317d8fdf35e462bcca22f1d9bf5c925771aea0d3f'
+HASH = '3a264d7829313e797c4c9baca1fa0cbfd0e65381c3a75bfb094a4491ee52a135'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

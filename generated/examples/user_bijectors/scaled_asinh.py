@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:34c71034795dbedfd3d5525b5a45f2e2bbdd7f07d5de72070f4e79706fabfe31
+# hash:       sha256:e2ac6a2c2776373046338729ddf8dd42ad33ef2cd848832fd9a0581dc7c2e504
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '34c71034795dbedfd3d5525b5a45f2e2bbdd7f07d5de72070f4e79706fabfe31'
+HASH = 'e2ac6a2c2776373046338729ddf8dd42ad33ef2cd848832fd9a0581dc7c2e504'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

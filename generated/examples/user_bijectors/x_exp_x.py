@@ -11,7 +11,7 @@
 #   inverse:  LambertW(y)
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
-# hash:       sha256:7092ff779ce404efca3bd35135a28a65bc336641d75bd074f264aa69141b9990
+# hash:       sha256:58fa790452f33a5084d86a95b1f9afa121d0fa252269a036adced984457e869f
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '7092ff779ce404efca3bd35135a28a65bc336641d75bd074f264aa69141b9990'
+HASH = '58fa790452f33a5084d86a95b1f9afa121d0fa252269a036adced984457e869f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 
