@@ -19,7 +19,7 @@ rest, in stages, each one module with a small typed hand-off to the next:
 `runtime/declared.py` drives stages 1-7 on first use, or loads everything from the cache.
 """
 
-from symflow import bijectors
+from symflow import bijectors, distributions
 from symflow._version import __version__
 from symflow.checks import CheckReport
 from symflow.errors import (
@@ -58,4 +58,5 @@ __all__ = [
     "__version__",
     "bijector",
     "bijectors",
+    "distributions",
 ]

@@ -1,6 +1,7 @@
-"""The `symflow` command: `generate`, `show`, `check`, `demo`.
+"""The `symflow` command: `generate`, `compile`, `show`, `check`, `demo`.
 
 symflow generate [--out generated] [--check]   emit the catalog's and examples' kernels
+symflow compile FILE.py --out DIR              emit the kernels of every bijector in FILE
 symflow show FILE.py:NAME                      derived inverse, log-dets and check report
 symflow check FILE.py[:NAME] | --catalog       float64 kernel accuracy vs mpmath, tails too
 symflow demo                                   declare, verify, compile and use bijectors
@@ -15,25 +16,55 @@ import sys
 import time
 from pathlib import Path
 
-from symflow.bijectors import CATALOG
+from symflow.bijectors import CATALOG, Chain
 from symflow.runtime.declared import DeclaredBijector
 from symflow.runtime.loader import atomic_write
 
-__all__ = ["declarations_in", "generate", "main"]
+__all__ = ["compile_file", "declarations_in", "generate", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES_WITH_KERNELS = ("user_bijectors.py",)
 
 
-def declarations_in(path: Path) -> dict[str, DeclaredBijector]:
-    """The declared bijectors a Python file defines at module level, by attribute name."""
+def _module_of(path: Path):
     path = Path(path)
     if not path.is_file():
         raise SystemExit(f"symflow: no such file {path}")
     spec = importlib.util.spec_from_file_location(f"_symflow_user_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {k: v for k, v in vars(module).items() if isinstance(v, DeclaredBijector)}
+    return module
+
+
+def declarations_in(path: Path) -> dict[str, DeclaredBijector]:
+    """The declared bijectors a Python file defines at module level, by attribute name."""
+    return {k: v for k, v in vars(_module_of(path)).items() if isinstance(v, DeclaredBijector)}
+
+
+def compile_file(path: Path, out: Path) -> list[Path]:
+    """Writes the kernel module of every bijector `path` defines at module level into `out`.
+
+    Declared bijectors give `<name>.py`; module-level fused chains give `<name>.chain.py`.
+    Each is derived, checked and stabilized first (or taken from the cache). Returns the
+    files written.
+    """
+    items = {
+        k: v for k, v in vars(_module_of(path)).items() if isinstance(v, (DeclaredBijector, Chain))
+    }
+    items = {k: v for k, v in items.items() if isinstance(v, DeclaredBijector) or v.is_fused}
+    if not items:
+        raise SystemExit(f"symflow compile: {path} defines no declared bijectors or chains")
+    written = []
+    for k, (name, obj) in enumerate(sorted(items.items()), 1):
+        t0 = time.perf_counter()
+        if isinstance(obj, DeclaredBijector):
+            src, dest = Path(obj.compile().path), out / f"{name}.py"
+        else:
+            src, dest = Path(obj.fused_kernels().module.__file__), out / f"{name}.chain.py"
+        atomic_write(dest, src.read_text(encoding="utf-8"))
+        written.append(dest)
+        print(f"[{k:2d}/{len(items)}] {name:<24} -> {dest}  {time.perf_counter() - t0:6.2f} s")
+    return written
 
 
 def _targets(repo: Path) -> list[tuple[str, DeclaredBijector]]:
@@ -132,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("generate", help="emit the catalog's and examples' kernels into generated/")
     g.add_argument("--out", type=Path, default=REPO / "generated")
     g.add_argument("--check", action="store_true", help="compare only; exit 1 if stale")
+    k = sub.add_parser("compile", help="emit the kernels of every bijector a file declares")
+    k.add_argument("file", type=Path, help="a Python file declaring bijectors")
+    k.add_argument("--out", type=Path, default=Path("symflow_kernels"))
     s = sub.add_parser("show", help="print derived expressions and the check report")
     s.add_argument("target", help="FILE.py:NAME")
     s.add_argument("--latex", action="store_true")
@@ -145,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.check and stale:
             print(f"{len(stale)} generated file(s) are stale; run `python -m symflow generate`.")
             return 1
+        return 0
+    if args.command == "compile":
+        compile_file(args.file, args.out)
         return 0
     if args.command == "show":
         _show(args.target, args.latex)

@@ -7,7 +7,7 @@ PKG = Path(__file__).resolve().parent.parent / "symflow"
 
 #: Top to bottom. A module may import its own layer and the layers below it.
 LAYERS = [
-    ("cli", "demo", "__main__"),
+    ("cli", "demo", "walkthrough", "__main__"),
     ("training",),
     ("distributions",),
     ("bijectors",),

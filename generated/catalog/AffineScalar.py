@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:22e82bb64d9c0d5f4093fed87b58659a6aa9d53c0660920aa149d1ac120484e4
+# hash:       sha256:da1629beb7ab89dc5a50a25871f204e79db7973f56c720894cde51d9cda77b9a
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '22e82bb64d9c0d5f4093fed87b58659a6aa9d53c0660920aa149d1ac120484e4'
+HASH = 'da1629beb7ab89dc5a50a25871f204e79db7973f56c720894cde51d9cda77b9a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

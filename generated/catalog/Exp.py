@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:760befc14463cafba52b7fcd1f773892beb1dd8a4311f0f70c6f9dc0bd63cc06
+# hash:       sha256:bd8538aba58ba7668028e024f45ba6c2702523f99da2c064b229f2f95cd1356d
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '760befc14463cafba52b7fcd1f773892beb1dd8a4311f0f70c6f9dc0bd63cc06'
+HASH = 'bd8538aba58ba7668028e024f45ba6c2702523f99da2c064b229f2f95cd1356d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

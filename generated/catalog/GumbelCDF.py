@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:25ad53a7c8794a4c6ae0a83868f49cc6a8a08de93145e5d54d8bc1d7215cb97b
+# hash:       sha256:20f168fa2bea728cda1c98685a40f20efcb5183388503e543d63984e6dd09baf
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '25ad53a7c8794a4c6ae0a83868f49cc6a8a08de93145e5d54d8bc1d7215cb97b'
+HASH = '20f168fa2bea728cda1c98685a40f20efcb5183388503e543d63984e6dd09baf'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

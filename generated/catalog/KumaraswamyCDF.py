@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:dc9ba462b5b72fcff0ad0d2b0f42cbe615ee893d686458fb13f9c16b52898867
+# hash:       sha256:3661140a5b7dc8adae2ea35e1d4381e86375df7e3495fe614d52ee5ddef91fae
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = 'dc9ba462b5b72fcff0ad0d2b0f42cbe615ee893d686458fb13f9c16b52898867'
+HASH = '3661140a5b7dc8adae2ea35e1d4381e86375df7e3495fe614d52ee5ddef91fae'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

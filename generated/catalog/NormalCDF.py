@@ -11,7 +11,7 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:374d4a09affd375f364584ae9d840c12a02901e39ea086343e752bd5936d2b85
+# hash:       sha256:a3db4e1216fada7f67171aef3d6f98b9c0fbdc3b29ec3b7abf3202ee198bdd22
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '374d4a09affd375f364584ae9d840c12a02901e39ea086343e752bd5936d2b85'
+HASH = 'a3db4e1216fada7f67171aef3d6f98b9c0fbdc3b29ec3b7abf3202ee198bdd22'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

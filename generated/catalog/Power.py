@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:c7de6762871a9fc968b4c01544200703e4d87e444f3d045f0d6a9c8ae7ab9af5
+# hash:       sha256:0d6ada7843a63a953f4c7aad5361c95ea1c12d838652fda8a8bc725b549f1187
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = 'c7de6762871a9fc968b4c01544200703e4d87e444f3d045f0d6a9c8ae7ab9af5'
+HASH = '0d6ada7843a63a953f4c7aad5361c95ea1c12d838652fda8a8bc725b549f1187'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

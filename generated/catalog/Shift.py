@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:55d139557690e1113b8014ac8ef8e5a767eec96f18edc08e7e9880a1ca1dc451
+# hash:       sha256:a1f8e7aa30192dc908d98e3da33997186158ed442a2dd266c641a801f0e07fab
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '55d139557690e1113b8014ac8ef8e5a767eec96f18edc08e7e9880a1ca1dc451'
+HASH = 'a1f8e7aa30192dc908d98e3da33997186158ed442a2dd266c641a801f0e07fab'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

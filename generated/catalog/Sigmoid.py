@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:04338ad93a02ab6e5ad3f226a981bca22d8650260172ac9813aec1ba1ec9d7e1
+# hash:       sha256:eb1fade90e3f1f4b3dc3add266136a437a95b26df240bc72f38720190d442749
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = '04338ad93a02ab6e5ad3f226a981bca22d8650260172ac9813aec1ba1ec9d7e1'
+HASH = 'eb1fade90e3f1f4b3dc3add266136a437a95b26df240bc72f38720190d442749'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

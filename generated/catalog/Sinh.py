@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:6e97f70863d4463cd5ce03635b8aa2af815b8d8d84a7c8a8cee62903b24f4e9f
+# hash:       sha256:762116ea5cfb06e58482f1838bb0e622067776fa02407850649d6e07832dd92d
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '6e97f70863d4463cd5ce03635b8aa2af815b8d8d84a7c8a8cee62903b24f4e9f'
+HASH = '762116ea5cfb06e58482f1838bb0e622067776fa02407850649d6e07832dd92d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

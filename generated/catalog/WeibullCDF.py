@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:a8ac185cdbc5537fcb8af8700dc4d622fbd33ea410ad7158815606169c3d90d6
+# hash:       sha256:53c2b1a6d346318694d43b61c14dba3a3e309174c3bf9566cf01627209116df1
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = 'a8ac185cdbc5537fcb8af8700dc4d622fbd33ea410ad7158815606169c3d90d6'
+HASH = '53c2b1a6d346318694d43b61c14dba3a3e309174c3bf9566cf01627209116df1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

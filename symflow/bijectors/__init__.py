@@ -1,4 +1,5 @@
-"""The bijector catalog (TFP names), declared with symflow's own DSL, plus Invert."""
+"""Bijectors (TFP names): the declared elementwise catalog, Chain and Invert, and the
+structured ones acting on vector events (Affine, ScaleMatvecTriL, FillTriangular, Permute)."""
 
 from symflow.bijectors.catalog import (
     CATALOG,
@@ -20,11 +21,18 @@ from symflow.bijectors.catalog import (
     Tanh,
     WeibullCDF,
 )
+from symflow.bijectors.chain import Chain
 from symflow.bijectors.invert import Invert, Log
+from symflow.bijectors.structured import Affine, FillTriangular, Permute, ScaleMatvecTriL
 
 __all__ = [
+    "Affine",
+    "FillTriangular",
+    "Permute",
+    "ScaleMatvecTriL",
     "CATALOG",
     "AffineScalar",
+    "Chain",
     "Exp",
     "Expm1",
     "GumbelCDF",

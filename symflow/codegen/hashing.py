@@ -32,6 +32,7 @@ _COMPILER_SOURCES = (
     "stabilize.py",
     "codegen/*.py",
     "runtime/declared.py",
+    "runtime/fused.py",
 )
 
 

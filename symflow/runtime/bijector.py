@@ -40,6 +40,15 @@ class Bijector:
 
     name = "bijector"
     forward_min_event_ndims = 0
+    #: Set where the inverse side's minimal event rank differs (FillTriangular: 1 vs 2).
+    _inverse_min_event_ndims: int | None = None
+
+    @property
+    def inverse_min_event_ndims(self) -> int:
+        """The event rank of y that one log-det covers (TFP's name)."""
+        if self._inverse_min_event_ndims is None:
+            return self.forward_min_event_ndims
+        return self._inverse_min_event_ndims
 
     def forward(self, x):
         """y = f(x); numpy in, numpy out, any batch shape, float32 or float64 kept."""
@@ -57,13 +66,33 @@ class Bijector:
     def inverse_log_det_jacobian(self, y, event_ndims: int | None = None):
         """log|det J_{f^-1}(y)|, summed over the last `event_ndims` axes."""
         y = as_float_array(y, f"{self.name}.inverse_log_det_jacobian")
-        return _scalar_out(self._reduce(self._inverse_log_det_jacobian(y), event_ndims, y))
+        ldj = self._inverse_log_det_jacobian(y)
+        return _scalar_out(self._reduce(ldj, event_ndims, y, self.inverse_min_event_ndims))
 
     def _inverse_log_det_jacobian(self, y):
         return -self._forward_log_det_jacobian(self._inverse(y))
 
-    def _reduce(self, ldj: np.ndarray, event_ndims: int | None, arr: np.ndarray):
-        minimum = self.forward_min_event_ndims
+    def forward_and_log_det(self, x):
+        """(f(x), log|det J_f(x)|) over the minimal event dims."""
+        x = as_float_array(x, f"{self.name}.forward_and_log_det")
+        return _scalar_out(self._forward(x)), _scalar_out(self._forward_log_det_jacobian(x))
+
+    def inverse_and_log_det(self, y):
+        """(f^-1(y), log|det J_{f^-1}(y)|) over the minimal event dims."""
+        y = as_float_array(y, f"{self.name}.inverse_and_log_det")
+        return _scalar_out(self._inverse(y)), _scalar_out(self._inverse_log_det_jacobian(y))
+
+    def _derivative_sign(self, x) -> np.ndarray:
+        """+1 where f is increasing at x, -1 where decreasing (scalar events only).
+
+        TransformedDistribution.cdf needs it: a decreasing map turns F into 1 - F.
+        """
+        raise NotImplementedError(f"{self.name}: the sign of f' is defined for scalar maps only.")
+
+    def _reduce(
+        self, ldj: np.ndarray, event_ndims: int | None, arr: np.ndarray, minimum: int | None = None
+    ):
+        minimum = self.forward_min_event_ndims if minimum is None else minimum
         event_ndims = minimum if event_ndims is None else event_ndims
         if not isinstance(event_ndims, (int, np.integer)) or event_ndims < minimum:
             raise ShapeError(
@@ -94,8 +123,12 @@ class ElementwiseBijector(Bijector):
     array shaped like the input, or anything numpy broadcasting accepts).
     """
 
-    def __init__(self, name: str, module: ModuleType, parameters: dict, describe: dict) -> None:
+    def __init__(
+        self, name: str, module: ModuleType, parameters: dict, describe: dict, declared=None
+    ) -> None:
         self.name = name
+        #: the `DeclaredBijector` this was bound from (a fused chain reads its maths)
+        self.declared = declared
         self._module = module
         self._params = parameters
         self._describe = describe
@@ -185,6 +218,10 @@ class ElementwiseBijector(Bijector):
         """(f^-1(y), log|(f^-1)'(y)|) in one pass over memory."""
         x, ldj = self._run("inverse_and_log_det", as_float_array(y, self.name), 2)
         return _scalar_out(x), _scalar_out(ldj)
+
+    def _derivative_sign(self, x) -> np.ndarray:
+        dfdx = self._run("forward_partials", x, 1 + len(self._param_list))[0]
+        return np.where(dfdx < 0, -1.0, 1.0)
 
     def partials(self, quantity: str, value) -> dict[str, np.ndarray]:
         """Elementwise partial derivatives of a quantity with respect to input and parameters.

@@ -234,13 +234,28 @@ class DeclaredBijector:
             "domain": (spec.domain.lo_float, spec.domain.hi_float),
             "codomain": (float("-inf"), float("inf")),
         }
-        return ElementwiseBijector(self.name, entry.module, bound, describe)
+        return ElementwiseBijector(self.name, entry.module, bound, describe, declared=self)
 
     def __repr__(self) -> str:
         return f"<symflow declared bijector {self.name}: y = {self.forward_expr}>"
 
     def _repr_latex_(self) -> str:
-        return f"$y = {sp.latex(self.forward_expr)}$"
+        """Jupyter's rendering: the forward map, and once compiled the derived maths too.
+
+        Displaying never starts a derivation; `compile()` (or any use) first shows all.
+        """
+        x, y = self.spec.x, sp.Symbol("y")
+        rows = [rf"\text{{{self.name}}}:\ & {sp.latex(y)} = {sp.latex(self.forward_expr)}"]
+        if self._entry is not None:
+            y = self.output_symbol
+            rows += [
+                rf"& {sp.latex(x)} = {sp.latex(self.inverse_expr)}",
+                rf"& \log\left|\frac{{dy}}{{dx}}\right| = "
+                rf"{sp.latex(self.forward_log_det_jacobian_expr)}",
+                rf"& \log\left|\frac{{dx}}{{dy}}\right| = "
+                rf"{sp.latex(self.inverse_log_det_jacobian_expr)}",
+            ]
+        return "$\\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
 
 def _interval_text(bounds) -> str:

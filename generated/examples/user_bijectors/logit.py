@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:3a264d7829313e797c4c9baca1fa0cbfd0e65381c3a75bfb094a4491ee52a135
+# hash:       sha256:64c3946673c9866f067e1b16e50a3134fbe70aa17ce3138153220b7d52c7a708
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '3a264d7829313e797c4c9baca1fa0cbfd0e65381c3a75bfb094a4491ee52a135'
+HASH = '64c3946673c9866f067e1b16e50a3134fbe70aa17ce3138153220b7d52c7a708'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

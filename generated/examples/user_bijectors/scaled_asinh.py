@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:e2ac6a2c2776373046338729ddf8dd42ad33ef2cd848832fd9a0581dc7c2e504
+# hash:       sha256:24c5bc76d1e316d8642f6ed363ad89e848d82ebb4bf14bd80b00903e426f15e5
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = 'e2ac6a2c2776373046338729ddf8dd42ad33ef2cd848832fd9a0581dc7c2e504'
+HASH = '24c5bc76d1e316d8642f6ed363ad89e848d82ebb4bf14bd80b00903e426f15e5'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

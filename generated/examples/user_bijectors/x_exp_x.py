@@ -11,7 +11,7 @@
 #   inverse:  LambertW(y)
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
-# hash:       sha256:58fa790452f33a5084d86a95b1f9afa121d0fa252269a036adced984457e869f
+# hash:       sha256:7411855232610dfd66497d9bf0310364b31ab89100ccbc3b4e3ee1d78d78cb37
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '58fa790452f33a5084d86a95b1f9afa121d0fa252269a036adced984457e869f'
+HASH = '7411855232610dfd66497d9bf0310364b31ab89100ccbc3b4e3ee1d78d78cb37'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

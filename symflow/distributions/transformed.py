@@ -1,0 +1,191 @@
+"""TransformedDistribution: Y = f(X) with X ~ base, densities by the change of variables."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from symflow.bijectors.chain import elementwise_members
+from symflow.codegen.fuse import BaseDensity
+from symflow.distributions.distribution import Distribution
+from symflow.errors import ShapeError, SymflowError
+from symflow.runtime.bijector import Bijector
+from symflow.runtime.fused import FusedKernels, fused_kernels
+
+__all__ = ["TransformedDistribution"]
+
+
+class TransformedDistribution(Distribution):
+    """The law of y = bijector.forward(x) for x ~ distribution (TFP's TransformedDistribution).
+
+    log p_Y(y) = log p_X(f^-1(y)) + log|det J_{f^-1}(y)|, with the log-det summed over the
+    base's event axes. For a scalar event the bijector's `inverse_and_log_det` gives f^-1(y)
+    and the log-det in one kernel pass. Batch and event shapes are the base's; the
+    bijector's parameters must broadcast within them.
+
+    Args:
+        distribution: The base distribution of x.
+        bijector: A bound bijector (e.g. `sfb.AffineScalar(shift=0., scale=2.)`).
+
+    Raises:
+        TypeError: if `distribution` is not a Distribution or `bijector` not a Bijector.
+        ShapeError: if the bijector needs more event axes than the base has, or its
+            parameters would add batch axes the base does not have.
+
+    Example:
+        >>> from symflow import bijectors as sfb, distributions as sfd
+        >>> d = sfd.TransformedDistribution(sfd.Normal(0.0, 1.0), sfb.Exp())  # log-normal
+        >>> d.sample(3, seed=0).shape                                         # doctest: +SKIP
+        (3,)
+    """
+
+    name = "TransformedDistribution"
+
+    def __init__(self, distribution: Distribution, bijector: Bijector) -> None:
+        if not isinstance(distribution, Distribution):
+            raise TypeError(
+                f"TransformedDistribution: `distribution` must be a symflow Distribution "
+                f"(e.g. sfd.Normal(0., 1.)); got {distribution!r}. Pass the base "
+                "distribution first, then the bijector."
+            )
+        if not isinstance(bijector, Bijector):
+            raise TypeError(
+                f"TransformedDistribution: `bijector` must be a bound symflow Bijector "
+                f"(e.g. sfb.Exp()); got {bijector!r}. Call a declared bijector with its "
+                "parameter values first."
+            )
+        ev = distribution.event_shape
+        if bijector.forward_min_event_ndims > len(ev):
+            raise ShapeError(
+                f"TransformedDistribution: {bijector.name} acts on events of rank >= "
+                f"{bijector.forward_min_event_ndims}, but the base {distribution.name} has "
+                f"event shape {ev}. Use a base with a vector event, e.g. "
+                "sfd.MultivariateNormalDiag."
+            )
+        full = distribution.batch_shape + ev
+        for name, shape in _parameter_shapes(bijector):
+            try:
+                ok = np.broadcast_shapes(full, shape) == full
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ShapeError(
+                    f"TransformedDistribution: {bijector.name}'s parameter `{name}` has shape "
+                    f"{shape}, which does not fit within the base's batch + event shape "
+                    f"{full}. Give the base that batch shape (e.g. "
+                    f"Normal(loc=np.zeros({shape}))), or a parameter shape that broadcasts "
+                    "into it."
+                )
+        self.distribution = distribution
+        self.bijector = bijector
+        self._fused: FusedKernels | bool | None = None
+        super().__init__(batch_shape=distribution.batch_shape, event_shape=ev)
+
+    def log_prob(self, value):
+        """log p(y) = base.log_prob(f^-1(y)) + inverse_log_det_jacobian(y)."""
+        y = self._value(value, "log_prob")
+        lp = self._fused_log_prob(y)  # hook: a fused compiled kernel, when one is available
+        if lp is None:
+            lp = self._log_prob(y)
+        return self._out(lp, y)
+
+    def _fused_log_prob(self, y: np.ndarray) -> np.ndarray | None:
+        """log p(y) from one generated kernel, or None where the flow cannot fuse.
+
+        A scalar base with a symbolic density and a bijector made of compiled elementwise
+        members (a Chain, Invert, or one declared bijector) fuse: the kernel runs every
+        member's inverse and log-det and the base log-density per element, one pass over
+        memory. Values outside the bijector's range raise the same DomainError as the
+        unfused path (which names the member); outside the base's support the density is
+        zero (-inf).
+        """
+        if self._fused is None:
+            self._fused = _fuse(self.distribution, self.bijector) or False
+        if self._fused is False:
+            return None
+        (lp,), bad = self._fused.run("log_prob", np.asarray(y), 1)
+        if bad:
+            self._log_prob(y)  # raises the member's DomainError with its index and value
+            raise SymflowError(
+                f"{self.name}.log_prob: the fused kernel returned nan for {bad} value(s) "
+                "the unfused path accepts. This is a symflow bug; please report it."
+            )
+        return lp
+
+    def _log_prob(self, y):
+        event_ndims = len(self.event_shape)
+        if event_ndims == 0 and hasattr(self.bijector, "inverse_and_log_det"):
+            x, ildj = self.bijector.inverse_and_log_det(y)
+        else:
+            x = self.bijector.inverse(y)
+            ildj = self.bijector.inverse_log_det_jacobian(y, event_ndims=event_ndims)
+        lp = self.distribution.log_prob(x)
+        # At a finite end of f's codomain x = f^-1(y) is ±inf, where the base density is 0
+        # and ildj may be +inf: -inf + inf would be nan. Such a y is not in the image of f
+        # (the end is only a limit), so its density is 0.
+        with np.errstate(invalid="ignore"):
+            return np.where(lp == -np.inf, -np.inf, lp + ildj)
+
+    def _cdf(self, y):
+        x, increasing = self._inverse_and_direction(y, "cdf")
+        # A decreasing f maps {X >= x} onto {Y <= y}: the cdf is the base's survival there.
+        return np.where(
+            increasing, self.distribution.cdf(x), self.distribution.survival_function(x)
+        )
+
+    def _survival_function(self, y):
+        x, increasing = self._inverse_and_direction(y, "survival_function")
+        return np.where(
+            increasing, self.distribution.survival_function(x), self.distribution.cdf(x)
+        )
+
+    def _inverse_and_direction(self, y, method: str):
+        x = np.asarray(self.bijector.inverse(y))
+        try:
+            sign = self.bijector._derivative_sign(x)
+        except NotImplementedError as err:
+            raise NotImplementedError(
+                f"TransformedDistribution.{method}: needs the direction of "
+                f"{self.bijector.name} (increasing or decreasing), which it does not "
+                "provide. Use an elementwise bijector, or evaluate log_prob instead."
+            ) from err
+        return x, np.asarray(sign) > 0
+
+    def _sample(self, sample_shape, rng):
+        return self.bijector.forward(self.distribution.sample(sample_shape, seed=rng))
+
+
+def _fuse(base: Distribution, bijector: Bijector) -> FusedKernels | None:
+    members = elementwise_members(bijector)
+    if not members or base.event_shape != () or not hasattr(base, "log_prob_expr"):
+        return None
+    x = sp.Symbol("x", real=True)
+    expr, values = base.log_prob_expr(x)
+    density = BaseDensity(
+        label=base.name,
+        x=x,
+        parameters=tuple(values),
+        log_prob=expr,
+        support=tuple(base.support_expr()),
+    )
+    return fused_kernels(
+        members, f"{base.name} through {bijector.name}", density, tuple(values.values())
+    )
+
+
+def _parameter_shapes(bijector) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of each elementwise parameter of `bijector` and the bijectors it wraps.
+
+    Only elementwise bijectors (forward_min_event_ndims == 0) count: their parameters
+    broadcast against the value, so a shape that does not fit the base would change the
+    batch shape. Structured bijectors (Affine and the like) shape theirs by the event.
+    """
+    found = []
+    params = getattr(bijector, "parameters", None)
+    if isinstance(params, dict) and bijector.forward_min_event_ndims == 0:
+        found += [(name, np.shape(value)) for name, value in params.items()]
+    inner = getattr(bijector, "bijector", None)
+    inners = [inner] if inner is not None else list(getattr(bijector, "bijectors", ()) or ())
+    for b in inners:
+        found += _parameter_shapes(b)
+    return found
