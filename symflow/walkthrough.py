@@ -135,7 +135,7 @@ def main() -> None:
     print("     walkthrough: (-0.9189385, -1.0439385, -1.4189385)")
     print(f"   log_prob(inverse(z)) + ildj(z)        {s['log_prob_z']}")
     print(f"   TransformedDistribution.log_prob(z)   {s['transformed_log_prob_z']}")
-    print("     walkthrough: (-1.6120857, -1.7370857, -2.1120858)")
+    print("     walkthrough (float32 there): (-1.6120857, -1.7370857, -2.1120858)")
     print(f"   TransformedDistribution.cdf(z)        {s['transformed_cdf_z']}")
     print(f"   Normal cdf(x)                         {s['normal_cdf_x']}")
     print("     walkthrough: (0.5, 0.6914625, 0.8413447)")
