@@ -36,8 +36,14 @@ from symflow.errors import (
 from symflow.runtime.bijector import Bijector
 from symflow.runtime.declared import DeclaredBijector, bijector
 from symflow.symbolic.spec import Interval, NonZero, Positive, Real, UnitInterval
+from symflow.training import SGD, Adam, FitResult, fit, load_parameters
 
 __all__ = [
+    "SGD",
+    "Adam",
+    "FitResult",
+    "fit",
+    "load_parameters",
     "Bijector",
     "CacheError",
     "CheckFailedError",

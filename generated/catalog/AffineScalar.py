@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:da1629beb7ab89dc5a50a25871f204e79db7973f56c720894cde51d9cda77b9a
+# hash:       sha256:f1653fa39121483174b31411e5d29da303500f0342849ff2ca520f13b1218aa4
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = 'da1629beb7ab89dc5a50a25871f204e79db7973f56c720894cde51d9cda77b9a'
+HASH = 'f1653fa39121483174b31411e5d29da303500f0342849ff2ca520f13b1218aa4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:bd8538aba58ba7668028e024f45ba6c2702523f99da2c064b229f2f95cd1356d
+# hash:       sha256:972778e3cef263c0b50a09e0ceed82d9ef9dd84c0550cac59bc8b1afd94f6a6e
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = 'bd8538aba58ba7668028e024f45ba6c2702523f99da2c064b229f2f95cd1356d'
+HASH = '972778e3cef263c0b50a09e0ceed82d9ef9dd84c0550cac59bc8b1afd94f6a6e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:87d5089e57c335b63e4e4c9909291b64f6ee7de81f6702cd58f206765d728a97
+# hash:       sha256:76c91ed79d7e5303b80f1126fd98b06d4088361c873d580520132acd7eb781c9
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '87d5089e57c335b63e4e4c9909291b64f6ee7de81f6702cd58f206765d728a97'
+HASH = '76c91ed79d7e5303b80f1126fd98b06d4088361c873d580520132acd7eb781c9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:20f168fa2bea728cda1c98685a40f20efcb5183388503e543d63984e6dd09baf
+# hash:       sha256:90f31077fe126a7e9c529ac71e296b31efd2588a55516cb3ee4213134f2fefca
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '20f168fa2bea728cda1c98685a40f20efcb5183388503e543d63984e6dd09baf'
+HASH = '90f31077fe126a7e9c529ac71e296b31efd2588a55516cb3ee4213134f2fefca'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:3661140a5b7dc8adae2ea35e1d4381e86375df7e3495fe614d52ee5ddef91fae
+# hash:       sha256:f9ff6f6f8c61289a4f2a6d2f41a099a457abbdccade29ff897146fa620dcb7ed
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = '3661140a5b7dc8adae2ea35e1d4381e86375df7e3495fe614d52ee5ddef91fae'
+HASH = 'f9ff6f6f8c61289a4f2a6d2f41a099a457abbdccade29ff897146fa620dcb7ed'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:a3db4e1216fada7f67171aef3d6f98b9c0fbdc3b29ec3b7abf3202ee198bdd22
+# hash:       sha256:6c63f71733832572be4ffb1ed84610f1840bef3e193860c257350b9939abe8b8
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = 'a3db4e1216fada7f67171aef3d6f98b9c0fbdc3b29ec3b7abf3202ee198bdd22'
+HASH = '6c63f71733832572be4ffb1ed84610f1840bef3e193860c257350b9939abe8b8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:0d6ada7843a63a953f4c7aad5361c95ea1c12d838652fda8a8bc725b549f1187
+# hash:       sha256:399f252ef482d5635a5117dd3f3b9a5846f3b7df36f5b11d09bf27c731934c7f
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '0d6ada7843a63a953f4c7aad5361c95ea1c12d838652fda8a8bc725b549f1187'
+HASH = '399f252ef482d5635a5117dd3f3b9a5846f3b7df36f5b11d09bf27c731934c7f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

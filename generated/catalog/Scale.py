@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:84fe7e30cfd97db7ca06870135e45f41431dcf1c3e0d56ca379a82010d969ed0
+# hash:       sha256:ff42613f71cf3158324db5eefcbf7432cda0a76edcc0801d14c96959c145dcb7
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '84fe7e30cfd97db7ca06870135e45f41431dcf1c3e0d56ca379a82010d969ed0'
+HASH = 'ff42613f71cf3158324db5eefcbf7432cda0a76edcc0801d14c96959c145dcb7'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

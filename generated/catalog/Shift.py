@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:a1f8e7aa30192dc908d98e3da33997186158ed442a2dd266c641a801f0e07fab
+# hash:       sha256:e00dfd7061a5039c3b7a431962a8d5332f636036ca30c918094a78647c9fccbd
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'a1f8e7aa30192dc908d98e3da33997186158ed442a2dd266c641a801f0e07fab'
+HASH = 'e00dfd7061a5039c3b7a431962a8d5332f636036ca30c918094a78647c9fccbd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

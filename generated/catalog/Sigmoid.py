@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:eb1fade90e3f1f4b3dc3add266136a437a95b26df240bc72f38720190d442749
+# hash:       sha256:e1b941510d0a4c80c42d36242af58e860449d0f3a2b23d756b59305fb758114d
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'eb1fade90e3f1f4b3dc3add266136a437a95b26df240bc72f38720190d442749'
+HASH = 'e1b941510d0a4c80c42d36242af58e860449d0f3a2b23d756b59305fb758114d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:762116ea5cfb06e58482f1838bb0e622067776fa02407850649d6e07832dd92d
+# hash:       sha256:b6d6fe400a1cc1bdd9e4cc4962ece70cc6a9bed3a58f2293d0b2baf4a99f5da8
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '762116ea5cfb06e58482f1838bb0e622067776fa02407850649d6e07832dd92d'
+HASH = 'b6d6fe400a1cc1bdd9e4cc4962ece70cc6a9bed3a58f2293d0b2baf4a99f5da8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:76605758c056fbd53699a3a24e25e020d90ff922eb358505a66cddfd7ae80ea3
+# hash:       sha256:d1ec2aef5dff60a054866bce41fc76a3ee7f439a29cbc74d1f0bd009c2ef666d
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '76605758c056fbd53699a3a24e25e020d90ff922eb358505a66cddfd7ae80ea3'
+HASH = 'd1ec2aef5dff60a054866bce41fc76a3ee7f439a29cbc74d1f0bd009c2ef666d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

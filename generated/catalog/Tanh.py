@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:6afe4dc3de2e1ac53212e73ca4b1754d2079a2862cb4aa8b57c1a95dc1c441b1
+# hash:       sha256:5e4a71439b44bb227a7e41700ed0ab32eacefad39fc2cac75b085c07e18a5691
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '6afe4dc3de2e1ac53212e73ca4b1754d2079a2862cb4aa8b57c1a95dc1c441b1'
+HASH = '5e4a71439b44bb227a7e41700ed0ab32eacefad39fc2cac75b085c07e18a5691'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

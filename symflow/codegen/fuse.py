@@ -22,13 +22,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from symflow.codegen.emit import PARALLEL_THRESHOLD, KernelSource
 from symflow.codegen.mathlib import helper_sources
 from symflow.codegen.printer import KernelPrinter
 from symflow.codegen.templates import FUSED_BATCH, FUSED_HEADER, render
 
-__all__ = ["FUSED_KERNELS", "BaseDensity", "ChainPlan", "Stage", "emit_chain_module"]
+__all__ = [
+    "FUSED_KERNELS",
+    "BaseDensity",
+    "ChainPlan",
+    "Stage",
+    "emit_chain_module",
+    "hoist_parameter_terms",
+]
 
 
 @dataclass(frozen=True)
@@ -129,17 +137,20 @@ def _renamed(plan: ChainPlan):
     return maps, base_map
 
 
-def _hoist(exprs: list[sp.Expr], params: set, table: dict) -> list[sp.Expr]:
+def hoist_parameter_terms(exprs: list[sp.Expr], params: set, table: dict) -> list[sp.Expr]:
     """`exprs` with every maximal parameter-only subtree replaced by a `_k<i>` symbol."""
 
     def visit(e):
         if e.is_Atom:
             return e
-        if e.free_symbols and e.free_symbols <= params:
+        if isinstance(e, sp.Expr) and e.free_symbols and e.free_symbols <= params:
             if e not in table:
                 table[e] = sp.Symbol(f"_k{len(table)}", real=True)
             return table[e]
-        return e.func(*[visit(a) for a in e.args], evaluate=False)
+        args = [visit(a) for a in e.args]
+        if isinstance(e, (sp.UnevaluatedExpr, ExprCondPair)):  # no `evaluate` keyword
+            return e.func(*args)
+        return e.func(*args, evaluate=False)
 
     return [visit(e) for e in exprs]
 
@@ -180,8 +191,8 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
         subs = {**maps[k], inp: value}
         exprs = [e.xreplace(subs) for e in exprs]
         bounds = tuple(b.xreplace(maps[k]) for b in bounds)
-        exprs = _hoist(exprs, params, table)
-        bounds = tuple(_hoist(list(bounds), params, table))
+        exprs = hoist_parameter_terms(exprs, params, table)
+        bounds = tuple(hoist_parameter_terms(list(bounds), params, table))
         last = pos == len(stages) - 1
         if kernel in ("forward_log_det_jacobian", "inverse_log_det_jacobian") and last:
             exprs = exprs[1:]  # the final value is not needed, only its log-det
@@ -200,7 +211,7 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
         base = plan.base
         lp = base.log_prob.xreplace({**base_map, base.x: value})
         support = [b.xreplace(base_map) for b in base.support]
-        lp, *support = _hoist([lp, *support], params, table)
+        lp, *support = hoist_parameter_terms([lp, *support], params, table)
         body.append(f"    # base distribution: {base.label}, zero density outside [lo, hi)")
         # x = ±inf comes from a finite end of the range: a limit point, density zero.
         tests = ["_z == math.inf", "_z == -math.inf"]

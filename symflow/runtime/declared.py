@@ -179,6 +179,25 @@ class DeclaredBijector:
         """The stabilized forms the kernels compute: forward, inverse, fldj, ildj."""
         return {k: self._expr("stable", k) for k in ("forward", "inverse", "fldj", "ildj")}
 
+    def inverse_gradient_exprs(self) -> dict[str, sp.Expr | tuple[sp.Expr, ...]]:
+        """What a training kernel needs, in the kernels' stable forms.
+
+        Returns:
+            'inverse' (x = g(y)) and 'ildj' (in y), and the forward side's partials with
+            respect to (x, *parameters) of f ('forward_partials') and of log|f'| ('fldj_partials'),
+            in x. A kernel evaluates the latter at its own x = g(y) and applies the implicit
+            function theorem there: dx/dy = 1/f_x, dx/dθ = -f_θ/f_x.
+        """
+        spec = self.spec
+        stable = self.kernel_exprs
+        wrt = (spec.x, *spec.parameter_symbols)
+        return {
+            "inverse": stable["inverse"],
+            "ildj": stable["ildj"],
+            "forward_partials": _stable_partials(stable["forward"], wrt),
+            "fldj_partials": _stable_partials(stable["fldj"], wrt),
+        }
+
     @property
     def source_path(self) -> str:
         """Path of the generated module."""

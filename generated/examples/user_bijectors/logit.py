@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:64c3946673c9866f067e1b16e50a3134fbe70aa17ce3138153220b7d52c7a708
+# hash:       sha256:0fd2c985934d709e32238c332426ab599dada845f2be5f792f80e068950dd712
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '64c3946673c9866f067e1b16e50a3134fbe70aa17ce3138153220b7d52c7a708'
+HASH = '0fd2c985934d709e32238c332426ab599dada845f2be5f792f80e068950dd712'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:24c5bc76d1e316d8642f6ed363ad89e848d82ebb4bf14bd80b00903e426f15e5
+# hash:       sha256:4b4944abe236fec9d78ca456d22af45a217d66b6dba78db85f766709f4c33ee4
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '24c5bc76d1e316d8642f6ed363ad89e848d82ebb4bf14bd80b00903e426f15e5'
+HASH = '4b4944abe236fec9d78ca456d22af45a217d66b6dba78db85f766709f4c33ee4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

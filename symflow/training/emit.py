@@ -1,0 +1,420 @@
+"""Training plan → one generated module: fused mean NLL + gradient, and the whole training loop.
+
+The module's `nll_and_grad` runs, for each row of a batch, the inverse pass through every
+member (elementwise members from their symbolic inverse, log-det and implicit-function
+partials; Affine members by a matrix-vector product with M^-1, which is built once per step
+from triangular solves and the Woodbury identity), the base log-density, and the reverse
+pass, accumulating the gradient of the mean negative log-likelihood with respect to every
+parameter. Nothing is allocated per row. `train` runs every epoch and step (batch gather,
+`nll_and_grad`, optimizer update) inside Numba: no Python per step.
+
+Layout of the full parameter vector `q` (constrained values): per member in inverse-pass
+order, an elementwise member's parameters in declaration order; an Affine member's shift
+(n), lower triangle (n(n+1)/2 in TFP's FillTriangular order), factor (n*r, row-major) and
+diag (r). θ holds the trainable entries, unconstrained; `fixed` holds the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import sympy as sp
+
+from symflow._version import __version__
+from symflow.codegen.emit import KernelSource
+from symflow.codegen.fuse import hoist_parameter_terms
+from symflow.codegen.hashing import compiler_fingerprint
+from symflow.codegen.mathlib import helper_sources
+from symflow.codegen.printer import KernelPrinter
+from symflow.errors import SymflowError
+from symflow.training.optimizers import OPTIMIZER_SOURCE
+from symflow.training.plan import AffineMember, ElementwiseMember, TrainingPlan, constraint_exprs
+
+__all__ = ["MAX_UNROLLED_N", "emit_training_module", "layout", "training_key"]
+
+#: Event sizes up to this are unrolled into per-coordinate locals (registers).
+MAX_UNROLLED_N = 16
+
+
+def layout(plan: TrainingPlan):
+    """[(kind, member index, name, q index, θ index or None, constraint)] for every entry."""
+    entries = []
+    for k, m in enumerate(plan.members):
+        if isinstance(m, ElementwiseMember):
+            for name in m.bijector.declared.spec.parameter_names:
+                entries.append(("p", k, name, len(entries), m.slots[name], m.constraints[name]))
+        else:
+            n, r = m.n, m.r
+            sizes = (("shift", n), ("tril", n * (n + 1) // 2), ("factor", n * r), ("diag", r))
+            for block, size in sizes:
+                start = m.slots[block]
+                for j in range(size):
+                    t = None if start is None else start + j
+                    entries.append((block, k, f"{block}[{j}]", len(entries), t, None))
+    return entries
+
+
+def training_key(plan: TrainingPlan) -> str:
+    """Hash of everything the module's text depends on (structure, not values)."""
+    parts = [f"version={__version__}", f"compiler={compiler_fingerprint()}"]
+    parts.append(f"base={plan.base.name}:n={plan.event_size}")
+    for m in plan.members:
+        if isinstance(m, ElementwiseMember):
+            parts.append(f"elementwise={m.bijector.declared.hash}")
+        else:
+            parts.append(f"affine=n{m.n}:r{m.r}")
+    for kind, k, name, qi, ti, c in layout(plan):
+        parts.append(f"{kind}:{k}:{name}:{qi}:{ti}:{c.name if c is not None else ''}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _elementwise_core(k: int, m: ElementwiseMember, printer) -> tuple[str, int]:
+    """Source of `m<k>_constants` and `m<k>_backward`, and the number of constants.
+
+    The core computes x = g(y) and ildj(y), then the forward side's partials at that x,
+    and combines them by the implicit function theorem (dx/dy = 1/f_x, dx/dθ = -f_θ/f_x,
+    and ildj = -fldj(x) differentiated through x). Working at the kernel's own x keeps
+    Piecewise conditions simple (x >= 0, not a condition on g(y)), so each branch is a
+    select. Parameter-only terms (1/alpha, log(alpha), ...) go to `m<k>_constants`, once
+    per step.
+    """
+    declared = m.bijector.declared
+    spec = declared.spec
+    exprs = declared.inverse_gradient_exprs()
+    y_in, x_out = sp.Symbol("_y", real=True), sp.Symbol("_x", real=True)
+    to_y = {declared.output_symbol: y_in}
+    to_x = {spec.x: x_out}
+    params = set(spec.parameter_symbols)
+    table: dict = {}
+    inv = hoist_parameter_terms(
+        [exprs["inverse"].xreplace(to_y), exprs["ildj"].xreplace(to_y)], params, table
+    )
+    fwd = hoist_parameter_terms(
+        [e.xreplace(to_x) for e in (*exprs["forward_partials"], *exprs["fldj_partials"])],
+        params,
+        table,
+    )
+    n_p = len(spec.parameter_names)
+    temps = sp.numbered_symbols("_t")
+    body = []
+    for group, names in ((inv, ["_x", "_ildj"]), (fwd, None)):
+        replacements, reduced = sp.cse(group, symbols=temps, order="canonical", list=True)
+        body.extend(f"    {t} = {printer.print_expr(e)}" for t, e in replacements)
+        if names is None:
+            names = ["_fx", *[f"_fp{j}" for j in range(n_p)], "_lx"]
+            names += [f"_lp{j}" for j in range(n_p)]
+        body.extend(
+            f"    {n} = {printer.print_expr(e)}" for n, e in zip(names, reduced, strict=True)
+        )
+    body.append("    _dxdy = 1.0 / _fx")
+    body.extend(f"    _dxdp{j} = -_fp{j} * _dxdy" for j in range(n_p))
+    body.append("    _dldy = -_lx * _dxdy")
+    body.extend(f"    _dldp{j} = -(_lp{j} + _lx * _dxdp{j})" for j in range(n_p))
+    outs = ["_x", "_ildj", "_dxdy", *[f"_dxdp{j}" for j in range(n_p)], "_dldy"]
+    outs += [f"_dldp{j}" for j in range(n_p)]
+    body.append(f"    return ({', '.join(outs)},)")
+    consts = [str(t) for t in table.values()]
+    args = ", ".join(["_y", *spec.parameter_names, *consts])
+    text = [""]
+    if table:
+        text += [
+            '@numba.njit(cache=True, error_model="numpy")',
+            f"def m{k}_constants({', '.join(spec.parameter_names)}):",
+            f'    """{m.bijector.name}: its parameter-only terms, once per step."""',
+            *(f"    {t} = {printer.print_expr(e)}" for e, t in table.items()),
+            f"    return ({', '.join(consts)},)",
+            "",
+            "",
+        ]
+    text += [
+        '@numba.njit(cache=True, error_model="numpy")',
+        f"def m{k}_backward({args}):",
+        f'    """{m.bijector.name}: x = g(y), ildj(y), and both differentiated with respect to',
+        f'    (y, {", ".join(spec.parameter_names) or "no parameters"})."""',
+        *body,
+        "",
+    ]
+    return "\n".join(text), len(table)
+
+
+def _constrain(plan: TrainingPlan, printer) -> str:
+    lines = [
+        "",
+        '@numba.njit(cache=True, error_model="numpy")',
+        "def constrain(theta, fixed, q, dq):",
+        '    """q: every parameter\'s value (θ mapped through its constraint, or fixed);',
+        '    dq: d q / d θ for the trainable ones."""',
+        "    for _j in range(q.shape[0]):",
+        "        q[_j] = fixed[_j]",
+        "        dq[_j] = 0.0",
+    ]
+    raw = sp.Symbol("_raw", real=True)
+    for _, k, name, qi, ti, c in layout(plan):
+        if ti is None:
+            continue
+        if c is None or c.name in ("Real", "NonZero"):
+            lines.append(f"    q[{qi}] = theta[{ti}]  # {k}.{name}")
+            lines.append(f"    dq[{qi}] = 1.0")
+            continue
+        value, deriv = constraint_exprs(c, raw)
+        lines.append(f"    _raw = theta[{ti}]  # {k}.{name}, {c.name}")
+        lines.append(f"    q[{qi}] = {printer.print_expr(value)}")
+        lines.append(f"    dq[{qi}] = {printer.print_expr(deriv)}")
+    return "\n".join(lines) + "\n"
+
+
+def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
+    """The module text for `plan`; same structure, same bytes.
+
+    Event coordinates are unrolled (n <= MAX_UNROLLED_N), so a row's values live in
+    registers, as in a hand-written kernel. An Affine member on the data side needs no
+    per-row solve for its gradient: the rows only accumulate sum(c u^T) and sum(c), and
+    M^-T is applied once per batch.
+    """
+    printer = KernelPrinter()
+    n = plan.event_size
+    if n > MAX_UNROLLED_N:
+        raise SymflowError(
+            f"fit: events of size {n} are above the training kernel's unrolled limit "
+            f"({MAX_UNROLLED_N}); larger events are not supported yet."
+        )
+    nm = len(plan.members)
+    entries = layout(plan)
+    starts: dict = {}
+    for kind, k, _, qi, _, _ in entries:
+        starts.setdefault((k, kind), qi)
+    cores, n_consts = [], {}
+    for k, m in enumerate(plan.members):
+        if isinstance(m, ElementwiseMember):
+            text, n_consts[k] = _elementwise_core(k, m, printer)
+            cores.append(text)
+    base = plan.base
+    if base.name == "Normal":
+        loc, scale = [float(base.loc)], [float(base.scale)]
+    else:
+        loc = [float(v) for v in base.loc.reshape(-1)]
+        scale = [float(abs(v)) for v in base.scale_diag.reshape(-1)]
+    pro, row, rev, post = [], [], [], []
+    I1, I2 = "    ", "        "  # noqa: N806 (indent levels)
+    for k, m in enumerate(plan.members):
+        if isinstance(m, AffineMember):
+            r = m.r
+            s_sh, s_tr = starts[(k, "shift")], starts[(k, "tril")]
+            s_fa, s_di = starts.get((k, "factor"), 0), starts.get((k, "diag"), 0)
+            pro.append(f"{I1}# member {k}: {m.bijector.name}: M^-1 by solves, once per step")
+            pro.append(
+                f"{I1}_nll_const += affine_prepare(q, {s_tr}, {s_fa}, {s_di}, {n}, {r}, "
+                f"TRIL_POS{k}, mats[{k}], minv[{k}])"
+            )
+            pro += [f"{I1}_m{k}_{a}{b} = minv[{k}, {a}, {b}]" for a in range(n) for b in range(n)]
+            pro += [f"{I1}_s{k}_{a} = q[{s_sh + a}]" for a in range(n)]
+            row.append(f"{I2}# member {k}: {m.bijector.name}: u = M^-1 (y - shift)")
+            for a in range(n):
+                terms = " + ".join(f"_m{k}_{a}{b} * (_v{k}_{b} - _s{k}_{b})" for b in range(n))
+                row.append(f"{I2}_v{k + 1}_{a} = {terms}")
+            if k == 0:
+                pro += [f"{I1}_S{k}_{a}{b} = 0.0" for a in range(n) for b in range(n)]
+                pro += [f"{I1}_C{k}_{a} = 0.0" for a in range(n)]
+                rev.append(f"{I2}# member {k}: {m.bijector.name}: sums for d/dshift and d/dM")
+                rev += [f"{I2}_C{k}_{a} += _c{a}" for a in range(n)]
+                rev += [
+                    f"{I2}_S{k}_{a}{b} += _c{a} * _v{k + 1}_{b}"
+                    for a in range(n)
+                    for b in range(n)
+                ]
+                post.append(f"{I1}# member {k}: d/dshift = -M^-T sum(c); d/dM = -M^-T sum(c u^T)")
+                for a in range(n):
+                    lam = " + ".join(f"_m{k}_{b}{a} * _C{k}_{b}" for b in range(n))
+                    post.append(f"{I1}gq[{s_sh + a}] = -({lam})")
+                    for b in range(n):
+                        t = " + ".join(f"_m{k}_{c}{a} * _S{k}_{c}{b}" for c in range(n))
+                        post.append(f"{I1}gm[{k}, {a}, {b}] = -({t})")
+            else:
+                pro += [f"{I1}_gs{k}_{a} = 0.0" for a in range(n)]
+                rev.append(f"{I2}# member {k}: {m.bijector.name}: lam = M^-T c")
+                for a in range(n):
+                    lam = " + ".join(f"_m{k}_{b}{a} * _c{b}" for b in range(n))
+                    rev.append(f"{I2}_l{a} = {lam}")
+                for a in range(n):
+                    rev.append(f"{I2}_gs{k}_{a} -= _l{a}")
+                    rev += [f"{I2}gm[{k}, {a}, {b}] -= _l{a} * _v{k + 1}_{b}" for b in range(n)]
+                rev += [f"{I2}_c{a} = _l{a}" for a in range(n)]
+                post += [f"{I1}gq[{s_sh + a}] = _gs{k}_{a}" for a in range(n)]
+            post.append(
+                f"{I1}affine_gradient(q, gq, gm[{k}], minv[{k}], mats[{k}], _nb, {s_tr}, "
+                f"{s_fa}, {s_di}, {n}, {r}, TRIL_POS{k})"
+            )
+        else:
+            names = m.bijector.declared.spec.parameter_names
+            qidx = [starts[(k, "p")] + j for j in range(len(names))]
+            pro += [f"{I1}_p{k}_{j} = q[{qi}]" for j, qi in enumerate(qidx)]
+            pvals = [f"_p{k}_{j}" for j in range(len(names))]
+            consts = [f"_k{k}_{c}" for c in range(n_consts[k])]
+            if consts:
+                pro.append(f"{I1}({', '.join(consts)},) = m{k}_constants({', '.join(pvals)})")
+            pro += [f"{I1}_g{qi} = 0.0" for qi in qidx]
+            row.append(f"{I2}# member {k}: {m.bijector.name}, inverse per coordinate")
+            args = ", ".join(pvals + consts)
+            for a in range(n):
+                outs = [f"_v{k + 1}_{a}", "_il", f"_dxdy{k}_{a}"]
+                outs += [f"_dxdp{k}_{a}_{j}" for j in range(len(names))]
+                outs += [f"_dldy{k}_{a}"] + [f"_dldp{k}_{a}_{j}" for j in range(len(names))]
+                row.append(
+                    f"{I2}({', '.join(outs)},) = m{k}_backward(_v{k}_{a}{', ' if args else ''}"
+                    f"{args})"
+                )
+                row.append(f"{I2}_lp += _il")
+            rev.append(f"{I2}# member {k}: {m.bijector.name}: the loss holds -ildj")
+            for j, qi in enumerate(qidx):
+                t = " + ".join(f"_c{a} * _dxdp{k}_{a}_{j} - _dldp{k}_{a}_{j}" for a in range(n))
+                rev.append(f"{I2}_g{qi} += {t}")
+            rev += [f"{I2}_c{a} = _c{a} * _dxdy{k}_{a} - _dldy{k}_{a}" for a in range(n)]
+            post += [f"{I1}gq[{qi}] = _g{qi}" for qi in qidx]
+    body = [
+        f"{I1}constrain(theta, fixed, q, dq)",
+        f"{I1}gq[:] = 0.0",
+        f"{I1}gm[:] = 0.0",
+        f"{I1}_nll_const = BASE_LOG_NORM  # sum log scale + n/2 log(2 pi)",
+        *pro,
+        f"{I1}_nb = batch.shape[0]",
+        f"{I1}_loss = 0.0",
+        f"{I1}for _i in range(_nb):",
+        *(f"{I2}_v0_{a} = batch[_i, {a}]" for a in range(n)),
+        f"{I2}_lp = 0.0",
+        *row,
+        f"{I2}# base: {base.name}; c = d(-log p)/dx",
+    ]
+    for a in range(n):
+        body.append(f"{I2}_z{a} = (_v{nm}_{a} - {loc[a]!r}) * {1.0 / scale[a]!r}")
+        body.append(f"{I2}_lp -= 0.5 * _z{a} * _z{a}")
+        body.append(f"{I2}_c{a} = _z{a} * {1.0 / scale[a]!r}")
+    body.append(f"{I2}_loss -= _lp")
+    for block in reversed(_split(rev)):
+        body.extend(block)
+    body.append(f"{I1}_loss = _loss / _nb + _nll_const")
+    body.extend(post)
+    body += [
+        f"{I1}for _j in range(THETA_Q.shape[0]):",
+        f"{I2}grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _nb",
+        f"{I1}return _loss",
+    ]
+    theta_q = tuple(
+        e[3] for e in sorted((e for e in entries if e[4] is not None), key=lambda e: e[4])
+    )
+    log_norm = sum(math.log(v) for v in scale) + n * 0.5 * math.log(2 * math.pi)
+    consts = [
+        f"N = {n}",
+        f"N_Q = {len(entries)}",
+        f"N_MEMBERS = {nm}",
+        "#: sum log scale + n/2 log(2 pi): the base's normalizing constant, part of the NLL",
+        f"BASE_LOG_NORM = {log_norm!r}",
+        "#: the q index of each θ entry",
+        f"THETA_Q = np.array({theta_q!r}, dtype=np.int64)",
+    ]
+    consts += [
+        f"TRIL_POS{k} = np.array({tuple(int(p) for p in m.tril_positions)!r}, dtype=np.int64)"
+        for k, m in enumerate(plan.members)
+        if isinstance(m, AffineMember)
+    ]
+    nll = "\n".join(
+        [
+            "",
+            '@numba.njit(cache=True, error_model="numpy")',
+            "def nll_and_grad_into(theta, fixed, batch, grad, q, dq, gq, mats, minv, gm):",
+            '    """Mean NLL of `batch` (rows of events) and its gradient w.r.t. θ, into `grad`.',
+            "",
+            '    q, dq, gq, mats, minv, gm are work arrays from `work_arrays()`."""',
+            *body,
+            "",
+        ]
+    )
+    constrain_src = _constrain(plan, printer)
+    helpers = sorted(printer.helpers)
+    members_doc = "\n".join(f"#   {k}: {m.bijector.name}" for k, m in enumerate(plan.members))
+    names_doc = "\n".join(
+        f"#   theta[{e[4]}] -> q[{e[3]}]  {name}"
+        for name, e in zip(
+            plan.names, sorted((e for e in entries if e[4] is not None), key=lambda e: e[4]),
+            strict=True,
+        )
+    )  # fmt: skip
+    header = (
+        f"# Generated by symflow {__version__}: fused training kernels. Do not edit.\n"
+        f"# Flow, members in inverse-pass order (data side first), base {base.name} "
+        f"(n = {n}):\n{members_doc}\n"
+        f"# Trainable parameters (unconstrained θ):\n{names_doc}\n"
+        f"# hash:       sha256:{key}\n"
+        '"""Fused training kernels: mean NLL + gradient, and the compiled training loop."""\n\n'
+        "import math\n\nimport numba\nimport numpy as np\n\n"
+        f"HASH = {key!r}\n" + "\n".join(consts) + "\n"
+    )
+    parts = [header]
+    if helpers:
+        parts.append(f"\n# ---- helpers ({len(helpers)} requested)\n\n")
+        parts.append(helper_sources(helpers).rstrip("\n") + "\n\n")
+    parts.append("\n# ---- optimizers and the Affine members' per-step linear algebra\n")
+    parts.append(OPTIMIZER_SOURCE)
+    parts.append("\n# ---- parameters and elementwise members\n")
+    parts.append(constrain_src)
+    parts.extend(cores)
+    parts.append("\n# ---- the fused loss and gradient, and the loop\n")
+    parts.append(nll)
+    parts.append(_LOOP.format(n_aff=max(nm, 1)))
+    text = "".join(parts).rstrip("\n") + "\n"
+    return KernelSource(f"Training_{key[:16]}", text, key)
+
+
+def _split(lines: list[str]) -> list[list[str]]:
+    """Groups reverse-pass lines by member (each group starts at its comment line)."""
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.lstrip().startswith("# member"):
+            blocks.append([])
+        blocks[-1].append(line)
+    return blocks
+
+
+_LOOP = '''
+@numba.njit(cache=True)
+def work_arrays():
+    """The scratch arrays `nll_and_grad_into` needs, allocated once."""
+    return (
+        np.empty(N_Q), np.empty(N_Q), np.empty(N_Q),
+        np.zeros(({n_aff}, N, N)), np.zeros(({n_aff}, N, N)), np.zeros(({n_aff}, N, N)),
+    )
+
+
+@numba.njit(cache=True)
+def nll_and_grad(theta, fixed, batch, grad):
+    """Mean NLL of `batch` and its gradient w.r.t. θ (allocating its work arrays)."""
+    return nll_and_grad_into(theta, fixed, batch, grad, *work_arrays())
+
+
+@numba.njit(cache=True)
+def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
+    """Every epoch and step in one call: gather, nll_and_grad, optimizer update.
+
+    order: (epochs, n_data) row permutations; kind: 0 Adam, 1 SGD with momentum; hyper:
+    the optimizer's constants; state: (3, len(θ)) moments and, at [2, 0], the step
+    count; losses[e]: the mean training NLL of epoch e.
+    """
+    w = work_arrays()
+    grad = np.empty(theta.shape[0])
+    batch = np.empty((batch_size, data.shape[1]))
+    n_data = data.shape[0]
+    for _e in range(order.shape[0]):
+        _total = 0.0
+        for _s in range(0, n_data, batch_size):
+            _m = min(batch_size, n_data - _s)
+            for _i in range(_m):
+                for _a in range(data.shape[1]):
+                    batch[_i, _a] = data[order[_e, _s + _i], _a]
+            _l = nll_and_grad_into(theta, fixed, batch[:_m], grad, *w)
+            if kind == 0:
+                adam_update(theta, grad, state, hyper)
+            else:
+                sgd_update(theta, grad, state, hyper)
+            _total += _l * _m
+        losses[_e] = _total / n_data
+'''

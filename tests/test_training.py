@@ -1,0 +1,269 @@
+"""Compiled training: gradients against 50-digit finite differences, and fit end to end."""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+import pytest
+from catalog import CASES
+
+import symflow as sf
+from symflow import bijectors as sfb
+from symflow import distributions as sfd
+from symflow import walkthrough as w
+from symflow.errors import ShapeError, SymflowError
+from symflow.symbolic.numeric import mp_function
+from symflow.training import training_kernels
+
+#: Every parameterized catalog entry, in two chains whose members' domains fit (TFP order:
+#: the last member applies first), so that two training modules cover them all.
+CHAINS = {
+    "real-line": ["KumaraswamyCDF", "GumbelCDF", "SinhArcsinh", "AffineScalar", "Shift",
+                  "Scale(neg)", "PReLU", "user:scaled_asinh"],
+    "half-line": ["WeibullCDF", "Power", "Softplus"],
+}  # fmt: skip
+
+
+def test_every_parameterized_case_is_in_a_chain():
+    covered = {name for names in CHAINS.values() for name in names}
+    assert covered == {name for name, case in CASES.items() if case.params}
+
+
+def _mp_constrained(constraint, raw):
+    if constraint.name == "Positive":
+        return mp.log1p(mp.exp(raw))
+    if constraint.name == "UnitInterval":
+        return 1 / (1 + mp.exp(-raw))
+    if constraint.name == "Interval":
+        lo, hi = mp.mpf(constraint.lo_float), mp.mpf(constraint.hi_float)
+        return lo + (hi - lo) / (1 + mp.exp(-raw))
+    return raw
+
+
+def _mp_chain_nll(cases, theta, ys, starts):
+    """Mean -log p(y) for y = chain(x), x ~ N(0, 1), from the declared forward maps only.
+
+    Each member is inverted by a root finder on its declared map (started from the float64
+    kernels' value), and |dx/dy| comes from mpmath's derivative of each declared map.
+    """
+    total = mp.mpf(0)
+    for y, row in zip(ys, starts, strict=True):
+        z = mp.mpf(y)
+        lp = mp.mpf(0)
+        slot = 0
+        for k, case in enumerate(cases):
+            spec = case.declared.spec
+            f = mp_function([spec.x, *spec.parameter_symbols], spec.forward_expr)
+            values = []
+            for p in spec.parameters:
+                values.append(_mp_constrained(p.constraint, theta[slot]))
+                slot += 1
+            x = mp.findroot(lambda t, z=z, f=f, v=values: f(t, *v) - z, mp.mpf(row[k]),
+                            tol=mp.mpf(10) ** (-45))  # fmt: skip
+            lp -= mp.log(abs(mp.diff(lambda t, f=f, v=values: f(t, *v), x)))
+            z = x
+        total -= lp - z**2 / 2 - mp.log(2 * mp.pi) / 2
+    return total / len(ys)
+
+
+@pytest.mark.parametrize("chain", list(CHAINS))
+def test_training_gradients_of_the_catalog_against_mpmath(chain):
+    cases = [CASES[name] for name in CHAINS[chain]]
+    bound = [case.bind() for case in cases]
+    d = sfd.TransformedDistribution(sfd.Normal(0.0, 1.0), sfb.Chain(bound))
+    kernels = training_kernels(d)
+    assert len(kernels.plan.names) == sum(len(c.params) for c in cases)
+    # small x: the real-line chain is steep (Scale, Affine and SinhArcsinh widen it, then
+    # GumbelCDF and KumaraswamyCDF squash it); these keep every value well inside float64
+    xs = np.array([-0.1, 0.02, 0.12]) if chain == "real-line" else np.array([-0.5, 0.4, 1.9])
+    ys = np.asarray(d.bijector.forward(xs))
+    # float64 starting points for the root finder: each member's input, from the kernels
+    starts, z = [], ys
+    for b in bound:
+        z = np.asarray(b.inverse(z))
+        starts.append(z)
+    starts = np.array(starts).T
+    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, ys)
+    with mp.workdps(50):
+        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        truth = _mp_chain_nll(cases, theta, ys, starts)
+        assert abs(loss - float(truth)) <= 1e-12 * max(1.0, abs(float(truth)))
+        h = mp.mpf(10) ** -15
+        for j, name in enumerate(kernels.plan.names):
+            up, down = list(theta), list(theta)
+            up[j] += h
+            down[j] -= h
+            fd = _mp_chain_nll(cases, up, ys, starts) - _mp_chain_nll(cases, down, ys, starts)
+            fd /= 2 * h
+            assert abs(grad[j] - float(fd)) <= 1e-9 * max(1.0, abs(float(fd))), name
+
+
+def _mp_tiny_flow_nll(theta, rows):
+    """The tiny flow's mean NLL from its definition, in mpmath (no symflow kernels)."""
+    shift = mp.matrix([theta[0], theta[1]])
+    t0, t1, t2 = theta[2], theta[3], theta[4]
+    tril = mp.matrix([[t2, 0], [t1, t0]])  # TFP's FillTriangular order for n = 2
+    v = mp.matrix([[theta[5], theta[6]], [theta[7], theta[8]]])
+    alpha = mp.log1p(mp.exp(theta[9]))
+    m = tril + v * v.T
+    logdet = mp.log(abs(mp.det(m)))
+    total = mp.mpf(0)
+    for row in rows:
+        u = mp.lu_solve(m, mp.matrix([mp.mpf(row[0]), mp.mpf(row[1])]) - shift)
+        lp = -mp.log(2 * mp.pi) - logdet
+        for ui in u:
+            x = ui if ui >= 0 else ui / alpha
+            lp += -(x**2) / 2 - (0 if ui >= 0 else mp.log(alpha))
+        total -= lp
+    return total / len(rows)
+
+
+def _tiny_flow():
+    aff = sfb.Affine(
+        shift=np.array([0.3, -0.2]),
+        scale_tril=sfb.FillTriangular().forward(np.array([1.1, 0.2, 0.9])),
+        scale_perturb_factor=np.array([[0.3, -0.1], [0.2, 0.25]]),
+    )
+    return sfd.TransformedDistribution(
+        sfd.MultivariateNormalDiag(loc=np.zeros(2)), sfb.Chain([aff, sfb.PReLU(alpha=0.6)])
+    )
+
+
+def test_fused_gradient_equals_high_precision_difference_of_the_loss():
+    kernels = training_kernels(_tiny_flow())
+    rows = 1.0 + 2.0 * np.random.default_rng(3).standard_normal((7, 2))
+    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, rows)
+    np.testing.assert_allclose(loss, -_tiny_flow().log_prob(rows).mean(), rtol=1e-14)
+    with mp.workdps(50):
+        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        assert abs(loss - float(_mp_tiny_flow_nll(theta, rows))) < 1e-13
+        h = mp.mpf(10) ** -20
+        for j in range(len(theta)):
+            up, down = list(theta), list(theta)
+            up[j] += h
+            down[j] -= h
+            fd = (_mp_tiny_flow_nll(up, rows) - _mp_tiny_flow_nll(down, rows)) / (2 * h)
+            assert abs(grad[j] - float(fd)) <= 1e-12 * max(1.0, abs(float(fd))), j
+
+
+def test_no_nan_gradient_from_the_branch_not_taken():
+    # PReLU's untaken branch divides by alpha; Softplus's overflows far out: neither leaks.
+    d = sfd.TransformedDistribution(
+        sfd.Normal(0.0, 1.0), sfb.Chain([sfb.Softplus(hinge_softness=0.5), sfb.PReLU(alpha=0.3)])
+    )
+    kernels = training_kernels(d)
+    ys = np.array([1e-300, 1e-5, 3.0, 800.0])
+    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, ys)
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+
+
+@pytest.fixture(scope="module")
+def tiny_fit():
+    data, held_out = w.tiny_flow_data(seed=0)
+    result = sf.fit(
+        w.tiny_flow(), data, epochs=100, batch_size=100, optimizer=sf.Adam(1e-2), seed=0,
+        progress=False,
+    )  # fmt: skip
+    return result, data, held_out
+
+
+def test_fit_reaches_the_true_nll_on_held_out_data(tiny_fit):
+    result, _, held_out = tiny_fit
+    true_nll = w.true_nll(held_out)
+    nll = -result.distribution.log_prob(held_out).mean()
+    assert abs(nll - true_nll) < 0.05, (nll, true_nll)
+    assert len(result.history) == 100 and result.history[-1] < result.history[0]
+
+
+def test_fit_is_deterministic_for_a_seed(tiny_fit):
+    result, data, _ = tiny_fit
+    again = sf.fit(w.tiny_flow(), data, epochs=100, batch_size=100,
+                   optimizer=sf.Adam(1e-2), seed=0, progress=False)  # fmt: skip
+    np.testing.assert_array_equal(again.theta, result.theta)
+    other = sf.fit(w.tiny_flow(), data, epochs=3, optimizer=sf.Adam(1e-2), seed=1, progress=False)
+    assert not np.array_equal(other.theta, again.theta)
+
+
+def test_save_and_load_parameters(tiny_fit, tmp_path):
+    result, _, held_out = tiny_fit
+    path = tmp_path / "trained.json"
+    result.save(path)
+    loaded = sf.load_parameters(w.tiny_flow(), path)
+    np.testing.assert_allclose(
+        loaded.log_prob(held_out), result.distribution.log_prob(held_out), rtol=1e-15
+    )
+    other = sfd.TransformedDistribution(sfd.Normal(0.0, 1.0), sfb.AffineScalar(0.0, 1.0))
+    with pytest.raises(SymflowError, match="holds parameters"):
+        sf.load_parameters(other, path)
+
+
+def test_frozen_parameters_stay_and_sgd_trains():
+    data, _ = w.tiny_flow_data(seed=2)
+    result = sf.fit(w.tiny_flow(), data, epochs=5, optimizer=sf.SGD(1e-2, momentum=0.9),
+                    frozen=("1.prelu",), progress=False)  # fmt: skip
+    assert "1.prelu.alpha" not in result.parameters
+    prelu = result.distribution.bijector.bijectors[1]
+    assert float(prelu.parameters["alpha"]) == w.TINY_ALPHA
+    assert result.history[-1] < result.history[0]
+
+
+def test_validation_and_early_stopping():
+    data, _ = w.tiny_flow_data(seed=4)
+    result = sf.fit(w.tiny_flow(), data, epochs=60, optimizer=sf.Adam(5e-2),
+                    validation_fraction=0.2, patience=3, progress=False)  # fmt: skip
+    assert len(result.validation_history) == len(result.history) <= 60
+    assert result.validation_history[result.best_epoch] == min(result.validation_history)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda d: sf.fit(d, np.zeros((10, 3)), progress=False),
+            ShapeError,
+            r"shape \(n_samples, 2\)",
+        ),  # noqa: E501
+        (lambda d: sf.fit(d, np.full((10, 2), np.nan), progress=False), ShapeError, "finite"),
+        (lambda d: sf.fit(d, np.zeros((10, 2)), epochs=0, progress=False), ValueError, "epochs"),
+        (
+            lambda d: sf.fit(d, np.zeros((10, 2)), patience=2, progress=False),
+            ValueError,
+            "validation",
+        ),  # noqa: E501
+        (
+            lambda d: sf.fit(d, np.zeros((10, 2)), frozen=("0", "1"), progress=False),
+            SymflowError,
+            "frozen",
+        ),  # noqa: E501
+        (
+            lambda d: sf.fit(d, np.zeros((10, 2)), optimizer="adam", progress=False),
+            TypeError,
+            "optimizer",
+        ),  # noqa: E501
+        (lambda d: sf.Adam(learning_rate=-1.0), ValueError, "learning_rate"),
+        (
+            lambda d: sf.fit(d, np.zeros((10, 2)), frozen=("1.PReLU",), progress=False),
+            SymflowError,
+            r"match no parameter.*1\.prelu\.alpha",
+        ),  # noqa: E501
+        (
+            lambda d: sf.fit(sfd.Normal(0.0, 1.0), np.zeros(3)),
+            SymflowError,
+            "TransformedDistribution",
+        ),  # noqa: E501
+    ],
+    ids=[
+        "shape",
+        "nan",
+        "epochs",
+        "patience",
+        "all-frozen",
+        "optimizer",
+        "lr",
+        "unknown-frozen",
+        "not-a-flow",
+    ],
+)
+def test_fit_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call(w.tiny_flow())
