@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 import sympy as sp
 
@@ -58,6 +59,9 @@ def layout(plan: TrainingPlan):
 def training_key(plan: TrainingPlan) -> str:
     """Hash of everything the module's text depends on (structure, not values)."""
     parts = [f"version={__version__}", f"compiler={compiler_fingerprint()}"]
+    # the training generator's own source: an edit here never reuses a stale module
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        parts.append(f"{path.name}={hashlib.sha256(path.read_bytes()).hexdigest()}")
     parts.append(f"base={plan.base.name}:n={plan.event_size}")
     for m in plan.members:
         if isinstance(m, ElementwiseMember):
@@ -90,27 +94,28 @@ def _elementwise_core(k: int, m: ElementwiseMember, printer) -> tuple[str, int]:
     inv = hoist_parameter_terms(
         [exprs["inverse"].xreplace(to_y), exprs["ildj"].xreplace(to_y)], params, table
     )
-    fwd = hoist_parameter_terms(
-        [e.xreplace(to_x) for e in (*exprs["forward_partials"], *exprs["fldj_partials"])],
-        params,
-        table,
-    )
+    fwd = [e.xreplace(to_x) for e in (*exprs["forward_partials"], *exprs["fldj_partials"])]
     n_p = len(spec.parameter_names)
+    # The implicit function theorem, symbolically and folded into each Piecewise piece:
+    # a branch then selects between cheap values (1 or 1/alpha, hoisted), never feeds a
+    # division, and LLVM can keep it a branch-free select.
+    fx, fps, lx, lps = fwd[0], fwd[1 : 1 + n_p], fwd[1 + n_p], fwd[2 + n_p :]
+    fold = sp.piecewise_fold
+    dxdy = fold(1 / fx)
+    dxdp = [fold(-fp / fx) for fp in fps]
+    dldy = fold(-lx / fx)
+    dldp = [fold(-(lp + lx * d)) for lp, d in zip(lps, dxdp, strict=True)]
+    derivs = hoist_parameter_terms([dxdy, *dxdp, dldy, *dldp], params, table)
     temps = sp.numbered_symbols("_t")
     body = []
-    for group, names in ((inv, ["_x", "_ildj"]), (fwd, None)):
+    names = ["_dxdy", *[f"_dxdp{j}" for j in range(n_p)], "_dldy"]
+    names += [f"_dldp{j}" for j in range(n_p)]
+    for group, labels in ((inv, ["_x", "_ildj"]), (derivs, names)):
         replacements, reduced = sp.cse(group, symbols=temps, order="canonical", list=True)
         body.extend(f"    {t} = {printer.print_expr(e)}" for t, e in replacements)
-        if names is None:
-            names = ["_fx", *[f"_fp{j}" for j in range(n_p)], "_lx"]
-            names += [f"_lp{j}" for j in range(n_p)]
         body.extend(
-            f"    {n} = {printer.print_expr(e)}" for n, e in zip(names, reduced, strict=True)
+            f"    {n} = {printer.print_expr(e)}" for n, e in zip(labels, reduced, strict=True)
         )
-    body.append("    _dxdy = 1.0 / _fx")
-    body.extend(f"    _dxdp{j} = -_fp{j} * _dxdy" for j in range(n_p))
-    body.append("    _dldy = -_lx * _dxdy")
-    body.extend(f"    _dldp{j} = -(_lp{j} + _lx * _dxdp{j})" for j in range(n_p))
     outs = ["_x", "_ildj", "_dxdy", *[f"_dxdp{j}" for j in range(n_p)], "_dldy"]
     outs += [f"_dldp{j}" for j in range(n_p)]
     body.append(f"    return ({', '.join(outs)},)")
