@@ -210,7 +210,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
             pro.append(f"{I1}# member {k}: {m.bijector.name}: M^-1 by solves, once per step")
             pro.append(
                 f"{I1}_nll_const += affine_prepare(q, {s_tr}, {s_fa}, {s_di}, {n}, {r}, "
-                f"TRIL_POS{k}, mats[{k}], minv[{k}])"
+                f"TRIL_POS{k}, mats[{k}], minv[{k}], scratch[{k}])"
             )
             pro += [f"{I1}_m{k}_{a}{b} = minv[{k}, {a}, {b}]" for a in range(n) for b in range(n)]
             pro += [f"{I1}_s{k}_{a} = q[{s_sh + a}]" for a in range(n)]
@@ -326,10 +326,12 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         [
             "",
             '@numba.njit(cache=True, error_model="numpy")',
-            "def nll_and_grad_into(theta, fixed, batch, grad, q, dq, gq, mats, minv, gm):",
+            "def nll_and_grad_into(",
+            "    theta, fixed, batch, grad, q, dq, gq, mats, minv, gm, scratch",
+            "):",
             '    """Mean NLL of `batch` (rows of events) and its gradient w.r.t. θ, into `grad`.',
             "",
-            '    q, dq, gq, mats, minv, gm are work arrays from `work_arrays()`."""',
+            '    q ... scratch are work arrays from `work_arrays()`."""',
             *body,
             "",
         ]
@@ -365,7 +367,9 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
     parts.extend(cores)
     parts.append("\n# ---- the fused loss and gradient, and the loop\n")
     parts.append(nll)
-    parts.append(_LOOP.format(n_aff=max(nm, 1)))
+    r_max = max([m.r for m in plan.members if isinstance(m, AffineMember)] + [0])
+    scratch = n * n + n * r_max + r_max * (r_max + n)
+    parts.append(_LOOP.format(n_aff=max(nm, 1), scratch=max(scratch, 1)))
     text = "".join(parts).rstrip("\n") + "\n"
     return KernelSource(f"Training_{key[:16]}", text, key)
 
@@ -387,6 +391,7 @@ def work_arrays():
     return (
         np.empty(N_Q), np.empty(N_Q), np.empty(N_Q),
         np.zeros(({n_aff}, N, N)), np.zeros(({n_aff}, N, N)), np.zeros(({n_aff}, N, N)),
+        np.zeros(({n_aff}, {scratch})),
     )
 
 

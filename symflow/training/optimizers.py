@@ -98,7 +98,7 @@ def sgd_update(theta, grad, state, hyper):
         theta[j] += state[0, j]
 
 
-def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv):
+def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv, scratch):
     """M^-1 of M = L + V diag(d) V^T into `minv`, and log|det M|, from q's entries.
 
     T = L^-1 by forward substitution; Woodbury: M^-1 = T - W C^-1 D V^T T with W = T V
@@ -114,7 +114,9 @@ def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv):
     # L's entries (lower triangle, TFP fill order) straight from q; T = L^-1 column by column
     for j in range(n):
         tinv[j, j] = 1.0
-    lmat = np.zeros((n, n))
+    # views into one preallocated scratch vector: nothing is allocated per step
+    lmat = scratch[: n * n].reshape((n, n))
+    lmat[:] = 0.0
     for j in range(tril_pos.shape[0]):
         lmat.flat[tril_pos[j]] = q[s_tr + j]
     for a in range(n):
@@ -130,14 +132,15 @@ def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv):
             minv[a, b] = tinv[a, b]
     if r == 0:
         return logdet
-    w = np.zeros((n, r))  # W = T V
+    w = scratch[n * n : n * n + n * r].reshape((n, r))  # W = T V
     for a in range(n):
         for c in range(r):
             acc = 0.0
             for b in range(n):
                 acc += tinv[a, b] * q[s_fa + b * r + c]
             w[a, c] = acc
-    cap = np.zeros((r, r + n))  # [C | D V^T T], eliminated in place
+    # [C | D V^T T], eliminated in place
+    cap = scratch[n * n + n * r : n * n + n * r + r * (r + n)].reshape((r, r + n))
     for c in range(r):
         for e in range(r):
             acc = 0.0
