@@ -267,7 +267,6 @@ def fit(
     t_compile = time.perf_counter()
     # The first call compiles (or loads Numba's cache); time it apart from training.
     orders = np.stack([rng.permutation(rows.shape[0]) for _ in range(epochs)])
-    kernels.module.nll_and_grad(theta, kernels.fixed, rows[:1], np.empty_like(theta))
     kernels.module.train(
         theta.copy(), kernels.fixed, rows, orders[:0], int(batch_size), optimizer.kind,
         hyper, state.copy(), np.empty(0),
