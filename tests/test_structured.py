@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symflow.bijectors import linear_kernels
-from symflow.bijectors.structured import Affine, FillTriangular, Permute, ScaleMatvecTriL
+from symflow.bijectors.affine import Affine, ScaleMatvecTriL
+from symflow.bijectors.gathers import FillTriangular, Permute
 from symflow.codegen.emit import PARALLEL_THRESHOLD
 from symflow.errors import CheckFailedError, ConstraintError, NotInvertibleError, ShapeError
 

@@ -1,6 +1,7 @@
 """Bijectors (TFP names): the declared elementwise catalog, Chain and Invert, and the
 structured ones acting on vector events (Affine, ScaleMatvecTriL, FillTriangular, Permute)."""
 
+from symflow.bijectors.affine import Affine, ScaleMatvecTriL
 from symflow.bijectors.catalog import (
     CATALOG,
     AffineScalar,
@@ -22,8 +23,8 @@ from symflow.bijectors.catalog import (
     WeibullCDF,
 )
 from symflow.bijectors.chain import Chain
+from symflow.bijectors.gathers import FillTriangular, Permute
 from symflow.bijectors.invert import Invert, Log
-from symflow.bijectors.structured import Affine, FillTriangular, Permute, ScaleMatvecTriL
 
 __all__ = [
     "Affine",

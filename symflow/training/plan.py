@@ -17,7 +17,7 @@ import sympy as sp
 
 from symflow.bijectors import Affine, Chain, ScaleMatvecTriL
 from symflow.bijectors.catalog import Sigmoid, Softplus
-from symflow.bijectors.structured import _fill_indices
+from symflow.bijectors.gathers import fill_indices
 from symflow.distributions import MultivariateNormalDiag, Normal, TransformedDistribution
 from symflow.errors import ShapeError, SymflowError
 from symflow.runtime.bijector import ElementwiseBijector
@@ -170,7 +170,7 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
                     f"fit: {prefix} acts on events of size {b.event_size}; the base has {n}."
                 )
             given = b.parameters
-            _, positions = _fill_indices(n, False)
+            _, positions = fill_indices(n, False)
             tril_entries = b._tril.reshape(-1)[positions]
             slots = {
                 "shift": slot(f"{prefix}.shift", b._shift) if "shift" in given else None,
