@@ -14,6 +14,7 @@ import difflib
 import importlib.util
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from symflow.bijectors import CATALOG, Chain
@@ -67,11 +68,28 @@ def compile_file(path: Path, out: Path) -> list[Path]:
     return written
 
 
-def _targets(repo: Path) -> list[tuple[str, DeclaredBijector]]:
-    targets = [(f"catalog/{name}.py", decl) for name, decl in sorted(CATALOG.items())]
+def _targets(repo: Path) -> list[tuple[str, Callable[[], Path]]]:
+    """(path under generated/, a function giving the module file), in a fixed order."""
+    from symflow import walkthrough
+    from symflow.training import training_kernels
+
+    def declared(decl: DeclaredBijector) -> Callable[[], Path]:
+        return lambda: Path(decl.compile().path)
+
+    targets = [(f"catalog/{name}.py", declared(decl)) for name, decl in sorted(CATALOG.items())]
     for example in EXAMPLES_WITH_KERNELS:
         for name, decl in sorted(declarations_in(repo / "examples" / example).items()):
-            targets.append((f"examples/{Path(example).stem}/{name}.py", decl))
+            targets.append((f"examples/{Path(example).stem}/{name}.py", declared(decl)))
+    for name in ("exponential_icdf", "prelu"):
+        targets.append(
+            (f"examples/tfp_walkthrough/{name}.py", declared(getattr(walkthrough, name)))
+        )
+    targets.append(
+        (
+            "examples/tfp_walkthrough/tiny_flow_training.py",
+            lambda: Path(training_kernels(walkthrough.tiny_flow()).module.__file__),
+        )
+    )
     return targets
 
 
@@ -79,9 +97,9 @@ def generate(out: Path, *, check: bool = False, repo: Path = REPO) -> list[str]:
     """Writes (or with `check`, compares) every generated module; returns the stale ones."""
     stale = []
     targets = _targets(repo)
-    for k, (rel, decl) in enumerate(targets, 1):
+    for k, (rel, source) in enumerate(targets, 1):
         t0 = time.perf_counter()
-        text = Path(decl.compile().path).read_text(encoding="utf-8")
+        text = source().read_text(encoding="utf-8")
         dest = out / rel
         old = dest.read_text(encoding="utf-8") if dest.exists() else None
         if old != text:
