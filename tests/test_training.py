@@ -267,3 +267,19 @@ def test_validation_and_early_stopping():
 def test_fit_errors(call, error, match):
     with pytest.raises(error, match=match):
         call(w.tiny_flow())
+
+
+def test_large_batches_run_in_parallel_and_agree_with_serial():
+    from symflow.training.fit import PARALLEL_ROWS
+
+    data, _ = w.tiny_flow_data(seed=5, n=2 * PARALLEL_ROWS)
+    kernels = training_kernels(w.tiny_flow())
+    theta = kernels.plan.theta0
+    serial, parallel = np.empty_like(theta), np.empty_like(theta)
+    work = kernels.module.work_arrays()
+    loss_s = kernels.module.nll_and_grad_into(theta, kernels.fixed, data, serial, *work)
+    loss_p = kernels.module.nll_and_grad_into_parallel(theta, kernels.fixed, data, parallel, *work)
+    np.testing.assert_allclose(loss_p, loss_s, rtol=1e-13)
+    np.testing.assert_allclose(parallel, serial, rtol=1e-11, atol=1e-14)
+    result = sf.fit(w.tiny_flow(), data, epochs=2, batch_size=PARALLEL_ROWS, progress=False)
+    assert result.history[-1] < result.history[0]

@@ -336,6 +336,27 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
             "",
         ]
     )
+    # A second copy runs the rows on all cores (numba.prange): every per-row accumulator is
+    # a scalar sum, which parfors reduces per thread. Only a flow whose rows write arrays
+    # (an Affine that is not the data-side member) has none.
+    parallel_ok = not any(isinstance(m, AffineMember) for k, m in enumerate(plan.members) if k > 0)
+    loop = _LOOP
+    if parallel_ok:
+        nll += (
+            nll.replace("def nll_and_grad_into(", "def nll_and_grad_into_parallel(")
+            .replace('error_model="numpy")', 'error_model="numpy", parallel=True)', 1)
+            .replace("    for _i in range(_nb):", "    for _i in numba.prange(_nb):")
+            .replace("_loss -= _lp", "_loss += -_lp")
+            .replace("into `grad`.", "into `grad`; rows on all cores.")
+        )
+        loop += (
+            _LOOP[_LOOP.index("\n\n@numba.njit(cache=True)\ndef train(") :]
+            .replace("def train(", "def train_parallel(")
+            .replace("nll_and_grad_into(theta", "nll_and_grad_into_parallel(theta")
+            .replace(
+                "Every epoch and step in one call", "`train` with each batch's rows on all cores"
+            )
+        )
     constrain_src = _constrain(plan, printer)
     helpers = sorted(printer.helpers)
     members_doc = "\n".join(f"#   {k}: {m.bijector.name}" for k, m in enumerate(plan.members))
@@ -369,7 +390,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
     parts.append(nll)
     r_max = max([m.r for m in plan.members if isinstance(m, AffineMember)] + [0])
     scratch = n * n + n * r_max + r_max * (r_max + n)
-    parts.append(_LOOP.format(n_aff=max(nm, 1), scratch=max(scratch, 1)))
+    parts.append(loop.format(n_aff=max(nm, 1), scratch=max(scratch, 1)))
     text = "".join(parts).rstrip("\n") + "\n"
     return KernelSource(f"Training_{key[:16]}", text, key)
 

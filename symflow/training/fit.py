@@ -24,7 +24,19 @@ from symflow.training.emit import emit_training_module, layout, training_key
 from symflow.training.optimizers import Adam, Optimizer
 from symflow.training.plan import ElementwiseMember, TrainingPlan, plan_training
 
-__all__ = ["FitResult", "TrainingKernels", "fit", "load_parameters", "training_kernels"]
+__all__ = [
+    "PARALLEL_ROWS",
+    "FitResult",
+    "TrainingKernels",
+    "fit",
+    "load_parameters",
+    "training_kernels",
+]
+
+#: Batches of at least this many rows run each step's rows on all cores. Measured on the
+#: tiny flow (2 cores): serial 36 ns/row at every size; parallel 111 ns/row at 100 rows,
+#: 53 at 300, 30 at 1000, 20 at 10000 (thread start-up is paid per step).
+PARALLEL_ROWS = 1000
 
 
 @dataclass
@@ -267,7 +279,10 @@ def fit(
     t_compile = time.perf_counter()
     # The first call compiles (or loads Numba's cache); time it apart from training.
     orders = np.stack([rng.permutation(rows.shape[0]) for _ in range(epochs)])
-    kernels.module.train(
+    train = kernels.module.train
+    if batch_size >= PARALLEL_ROWS and hasattr(kernels.module, "train_parallel"):
+        train = kernels.module.train_parallel
+    train(
         theta.copy(), kernels.fixed, rows, orders[:0], int(batch_size), optimizer.kind,
         hyper, state.copy(), np.empty(0),
     )  # fmt: skip
@@ -279,7 +294,7 @@ def fit(
     for start, stop in chunks:
         losses = np.empty(stop - start)
         t = time.perf_counter()
-        kernels.module.train(
+        train(
             theta, kernels.fixed, rows, orders[start:stop], int(batch_size),
             optimizer.kind, hyper, state, losses,
         )  # fmt: skip

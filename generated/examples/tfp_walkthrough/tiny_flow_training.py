@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:4f60df0566ff55e2391357d820357a9d693e7b4fc3a60b7a3164e5368377bc9b
+# hash:       sha256:198804aa13cfc57778f073b6a072ea181f12a8914a8f42ca5fbae8506f3d24e4
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -21,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-HASH = '4f60df0566ff55e2391357d820357a9d693e7b4fc3a60b7a3164e5368377bc9b'
+HASH = '198804aa13cfc57778f073b6a072ea181f12a8914a8f42ca5fbae8506f3d24e4'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
@@ -326,6 +326,81 @@ def nll_and_grad_into(
         grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _nb
     return _loss
 
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def nll_and_grad_into_parallel(
+    theta, fixed, batch, grad, q, dq, gq, mats, minv, gm, scratch
+):
+    """Mean NLL of `batch` (rows of events) and its gradient w.r.t. θ, into `grad`; rows on all cores.
+
+    q ... scratch are work arrays from `work_arrays()`."""
+    constrain(theta, fixed, q, dq)
+    gq[:] = 0.0
+    gm[:] = 0.0
+    _nll_const = BASE_LOG_NORM  # sum log scale + n/2 log(2 pi)
+    # member 0: Affine: M^-1 by solves, once per step
+    _nll_const += affine_prepare(q, 2, 5, 9, 2, 2, TRIL_POS0, mats[0], minv[0], scratch[0])
+    _m0_00 = minv[0, 0, 0]
+    _m0_01 = minv[0, 0, 1]
+    _m0_10 = minv[0, 1, 0]
+    _m0_11 = minv[0, 1, 1]
+    _s0_0 = q[0]
+    _s0_1 = q[1]
+    _S0_00 = 0.0
+    _S0_01 = 0.0
+    _S0_10 = 0.0
+    _S0_11 = 0.0
+    _C0_0 = 0.0
+    _C0_1 = 0.0
+    _p1_0 = q[11]
+    (_k1_0, _k1_1, _k1_2,) = m1_constants(_p1_0)
+    _g11 = 0.0
+    _nb = batch.shape[0]
+    _loss = 0.0
+    for _i in numba.prange(_nb):
+        _v0_0 = batch[_i, 0]
+        _v0_1 = batch[_i, 1]
+        _lp = 0.0
+        # member 0: Affine: u = M^-1 (y - shift)
+        _v1_0 = _m0_00 * (_v0_0 - _s0_0) + _m0_01 * (_v0_1 - _s0_1)
+        _v1_1 = _m0_10 * (_v0_0 - _s0_0) + _m0_11 * (_v0_1 - _s0_1)
+        # member 1: prelu, inverse per coordinate
+        (_v2_0, _il, _dxdy1_0, _dxdp1_0_0, _dldy1_0, _dldp1_0_0,) = m1_backward(_v1_0, _p1_0, _k1_0, _k1_1, _k1_2)
+        _lp += _il
+        (_v2_1, _il, _dxdy1_1, _dxdp1_1_0, _dldy1_1, _dldp1_1_0,) = m1_backward(_v1_1, _p1_0, _k1_0, _k1_1, _k1_2)
+        _lp += _il
+        # base: MultivariateNormalDiag; c = d(-log p)/dx
+        _z0 = (_v2_0 - 0.0) * 1.0
+        _lp -= 0.5 * _z0 * _z0
+        _c0 = _z0 * 1.0
+        _z1 = (_v2_1 - 0.0) * 1.0
+        _lp -= 0.5 * _z1 * _z1
+        _c1 = _z1 * 1.0
+        _loss += -_lp
+        # member 1: prelu: the loss holds -ildj
+        _g11 += _c0 * _dxdp1_0_0 - _dldp1_0_0 + _c1 * _dxdp1_1_0 - _dldp1_1_0
+        _c0 = _c0 * _dxdy1_0 - _dldy1_0
+        _c1 = _c1 * _dxdy1_1 - _dldy1_1
+        # member 0: Affine: sums for d/dshift and d/dM
+        _C0_0 += _c0
+        _C0_1 += _c1
+        _S0_00 += _c0 * _v1_0
+        _S0_01 += _c0 * _v1_1
+        _S0_10 += _c1 * _v1_0
+        _S0_11 += _c1 * _v1_1
+    _loss = _loss / _nb + _nll_const
+    # member 0: d/dshift = -M^-T sum(c); d/dM = -M^-T sum(c u^T)
+    gq[0] = -(_m0_00 * _C0_0 + _m0_10 * _C0_1)
+    gm[0, 0, 0] = -(_m0_00 * _S0_00 + _m0_10 * _S0_10)
+    gm[0, 0, 1] = -(_m0_00 * _S0_01 + _m0_10 * _S0_11)
+    gq[1] = -(_m0_01 * _C0_0 + _m0_11 * _C0_1)
+    gm[0, 1, 0] = -(_m0_01 * _S0_00 + _m0_11 * _S0_10)
+    gm[0, 1, 1] = -(_m0_01 * _S0_01 + _m0_11 * _S0_11)
+    affine_gradient(q, gq, gm[0], minv[0], mats[0], _nb, 2, 5, 9, 2, 2, TRIL_POS0)
+    gq[11] = _g11
+    for _j in range(THETA_Q.shape[0]):
+        grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _nb
+    return _loss
+
 @numba.njit(cache=True)
 def work_arrays():
     """The scratch arrays `nll_and_grad_into` needs, allocated once."""
@@ -362,6 +437,34 @@ def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
                 for _a in range(data.shape[1]):
                     batch[_i, _a] = data[order[_e, _s + _i], _a]
             _l = nll_and_grad_into(theta, fixed, batch[:_m], grad, *w)
+            if kind == 0:
+                adam_update(theta, grad, state, hyper)
+            else:
+                sgd_update(theta, grad, state, hyper)
+            _total += _l * _m
+        losses[_e] = _total / n_data
+
+
+@numba.njit(cache=True)
+def train_parallel(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
+    """`train` with each batch's rows on all cores: gather, nll_and_grad, optimizer update.
+
+    order: (epochs, n_data) row permutations; kind: 0 Adam, 1 SGD with momentum; hyper:
+    the optimizer's constants; state: (3, len(θ)) moments and, at [2, 0], the step
+    count; losses[e]: the mean training NLL of epoch e.
+    """
+    w = work_arrays()
+    grad = np.empty(theta.shape[0])
+    batch = np.empty((batch_size, data.shape[1]))
+    n_data = data.shape[0]
+    for _e in range(order.shape[0]):
+        _total = 0.0
+        for _s in range(0, n_data, batch_size):
+            _m = min(batch_size, n_data - _s)
+            for _i in range(_m):
+                for _a in range(data.shape[1]):
+                    batch[_i, _a] = data[order[_e, _s + _i], _a]
+            _l = nll_and_grad_into_parallel(theta, fixed, batch[:_m], grad, *w)
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:
