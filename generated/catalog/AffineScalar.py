@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:f1653fa39121483174b31411e5d29da303500f0342849ff2ca520f13b1218aa4
+# hash:       sha256:30d3071f4c50cad0445656f4a406fc83fa53f44a8938fac5140a284d4d3d6054
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = 'f1653fa39121483174b31411e5d29da303500f0342849ff2ca520f13b1218aa4'
+HASH = '30d3071f4c50cad0445656f4a406fc83fa53f44a8938fac5140a284d4d3d6054'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

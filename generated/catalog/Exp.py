@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:972778e3cef263c0b50a09e0ceed82d9ef9dd84c0550cac59bc8b1afd94f6a6e
+# hash:       sha256:aac459da1084e513ba8a4ed5005eab4f93c0f9d0bb2b89a0db5364948c6ba3a8
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '972778e3cef263c0b50a09e0ceed82d9ef9dd84c0550cac59bc8b1afd94f6a6e'
+HASH = 'aac459da1084e513ba8a4ed5005eab4f93c0f9d0bb2b89a0db5364948c6ba3a8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

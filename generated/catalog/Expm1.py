@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:76c91ed79d7e5303b80f1126fd98b06d4088361c873d580520132acd7eb781c9
+# hash:       sha256:2f21e1f60f0a3d29ed9c63da04d6a92c4184c21f5aff4c23674ed5c0436bbfcc
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '76c91ed79d7e5303b80f1126fd98b06d4088361c873d580520132acd7eb781c9'
+HASH = '2f21e1f60f0a3d29ed9c63da04d6a92c4184c21f5aff4c23674ed5c0436bbfcc'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:90f31077fe126a7e9c529ac71e296b31efd2588a55516cb3ee4213134f2fefca
+# hash:       sha256:98a8153c87635d8d58c36da708a3841e9b1b80a3229f18a1fa6ba801a3f8034c
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '90f31077fe126a7e9c529ac71e296b31efd2588a55516cb3ee4213134f2fefca'
+HASH = '98a8153c87635d8d58c36da708a3841e9b1b80a3229f18a1fa6ba801a3f8034c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

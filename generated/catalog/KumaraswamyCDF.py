@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:f9ff6f6f8c61289a4f2a6d2f41a099a457abbdccade29ff897146fa620dcb7ed
+# hash:       sha256:2f07616dada9d4c9a4cfaccd6b014dd65bd7c5762b1bc91ab24f190c9d449ad9
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = 'f9ff6f6f8c61289a4f2a6d2f41a099a457abbdccade29ff897146fa620dcb7ed'
+HASH = '2f07616dada9d4c9a4cfaccd6b014dd65bd7c5762b1bc91ab24f190c9d449ad9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

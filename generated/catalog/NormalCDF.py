@@ -11,7 +11,7 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:6c63f71733832572be4ffb1ed84610f1840bef3e193860c257350b9939abe8b8
+# hash:       sha256:3bda3219da6d4d863090e17a6a70813c0bb1240540f5fef7a9a5272054b28e99
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '6c63f71733832572be4ffb1ed84610f1840bef3e193860c257350b9939abe8b8'
+HASH = '3bda3219da6d4d863090e17a6a70813c0bb1240540f5fef7a9a5272054b28e99'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:389c61b82ccc1493d885e7a61cf01c00f47645921269fb226a667c3351377bee
+# hash:       sha256:5d8bdfed0c432a39909de80e7fc6791b428406c84e0d9c4df58a103cee1cfb22
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '389c61b82ccc1493d885e7a61cf01c00f47645921269fb226a667c3351377bee'
+HASH = '5d8bdfed0c432a39909de80e7fc6791b428406c84e0d9c4df58a103cee1cfb22'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:399f252ef482d5635a5117dd3f3b9a5846f3b7df36f5b11d09bf27c731934c7f
+# hash:       sha256:1cb77c707c8b878e0b600ebef2936b992b044de28b4e31b71676bfde6a1be860
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '399f252ef482d5635a5117dd3f3b9a5846f3b7df36f5b11d09bf27c731934c7f'
+HASH = '1cb77c707c8b878e0b600ebef2936b992b044de28b4e31b71676bfde6a1be860'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

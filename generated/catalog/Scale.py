@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:ff42613f71cf3158324db5eefcbf7432cda0a76edcc0801d14c96959c145dcb7
+# hash:       sha256:98adeec85b91d69278405236bc0e254274a726acabd7e8440dce6806e844737a
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = 'ff42613f71cf3158324db5eefcbf7432cda0a76edcc0801d14c96959c145dcb7'
+HASH = '98adeec85b91d69278405236bc0e254274a726acabd7e8440dce6806e844737a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:e00dfd7061a5039c3b7a431962a8d5332f636036ca30c918094a78647c9fccbd
+# hash:       sha256:302350cd528ee0a27846cddaa3e05de7a145d5bca5aea30c325afcb7e7d5c1ec
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'e00dfd7061a5039c3b7a431962a8d5332f636036ca30c918094a78647c9fccbd'
+HASH = '302350cd528ee0a27846cddaa3e05de7a145d5bca5aea30c325afcb7e7d5c1ec'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

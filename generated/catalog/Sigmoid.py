@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:e1b941510d0a4c80c42d36242af58e860449d0f3a2b23d756b59305fb758114d
+# hash:       sha256:ea5f68514915af579d26f0ee60573d340df8fdf8bec4dd9f8844117c4ade7ebf
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'e1b941510d0a4c80c42d36242af58e860449d0f3a2b23d756b59305fb758114d'
+HASH = 'ea5f68514915af579d26f0ee60573d340df8fdf8bec4dd9f8844117c4ade7ebf'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

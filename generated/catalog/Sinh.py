@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:b6d6fe400a1cc1bdd9e4cc4962ece70cc6a9bed3a58f2293d0b2baf4a99f5da8
+# hash:       sha256:a5255a4b98e3204355fbc489b1a53f2e12f3faf7835077d77844ec3f206542cf
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = 'b6d6fe400a1cc1bdd9e4cc4962ece70cc6a9bed3a58f2293d0b2baf4a99f5da8'
+HASH = 'a5255a4b98e3204355fbc489b1a53f2e12f3faf7835077d77844ec3f206542cf'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:d1ec2aef5dff60a054866bce41fc76a3ee7f439a29cbc74d1f0bd009c2ef666d
+# hash:       sha256:b7fd080110917679d6f1c0a03b0ff976eaa9dcfcbfb23251dd4abd670ac7ee22
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = 'd1ec2aef5dff60a054866bce41fc76a3ee7f439a29cbc74d1f0bd009c2ef666d'
+HASH = 'b7fd080110917679d6f1c0a03b0ff976eaa9dcfcbfb23251dd4abd670ac7ee22'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:30f6006a5431effe1f93806dcc14c44a3292b51a6dd7a66ecb9798afec675acb
+# hash:       sha256:cc803016276078eec3bb322c285367bd70f94de78525a1c834c8d45e17c3b404
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = '30f6006a5431effe1f93806dcc14c44a3292b51a6dd7a66ecb9798afec675acb'
+HASH = 'cc803016276078eec3bb322c285367bd70f94de78525a1c834c8d45e17c3b404'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

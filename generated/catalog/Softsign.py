@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:3460c0631d3ba269d36e971e27d843c96e9eb5ddd7cfaca78484fa997fc51e25
+# hash:       sha256:428a981c30f076814d3a2c082d8ada07664f4f4b1bd2591c6a285514d91a3e06
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '3460c0631d3ba269d36e971e27d843c96e9eb5ddd7cfaca78484fa997fc51e25'
+HASH = '428a981c30f076814d3a2c082d8ada07664f4f4b1bd2591c6a285514d91a3e06'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

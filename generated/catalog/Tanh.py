@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:5e4a71439b44bb227a7e41700ed0ab32eacefad39fc2cac75b085c07e18a5691
+# hash:       sha256:cd7cbffc22b5e1a0b47310a69cf0cd904d896f0a2c14925e370e7ba945c7a3c3
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '5e4a71439b44bb227a7e41700ed0ab32eacefad39fc2cac75b085c07e18a5691'
+HASH = 'cd7cbffc22b5e1a0b47310a69cf0cd904d896f0a2c14925e370e7ba945c7a3c3'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:1cd5ba1fdd4a1ccaa129dfb9ba1d3cd99d03b398208fee72137cc576f59deaa7
+# hash:       sha256:04fc099843973ff9924522706be3929dca9a94e12dcea38c094c7247e612d383
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '1cd5ba1fdd4a1ccaa129dfb9ba1d3cd99d03b398208fee72137cc576f59deaa7'
+HASH = '04fc099843973ff9924522706be3929dca9a94e12dcea38c094c7247e612d383'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -13,7 +13,13 @@ import numpy as np
 
 from symflow.errors import ConstraintError, DomainError, ShapeError
 
-__all__ = ["Bijector", "ElementwiseBijector", "as_float_array", "validate_parameter"]
+__all__ = [
+    "Bijector",
+    "ElementwiseBijector",
+    "as_float_array",
+    "broadcast_flat",
+    "validate_parameter",
+]
 
 
 def as_float_array(value, what: str) -> np.ndarray:
@@ -145,29 +151,8 @@ class ElementwiseBijector(Bijector):
         return self._module
 
     def _prepare(self, arr: np.ndarray, what: str):
-        shapes = [p.shape for p in self._param_list]
-        try:
-            shape = np.broadcast_shapes(arr.shape, *shapes)
-        except ValueError as err:
-            names = self._module.PARAMETERS
-            given = ", ".join(
-                f"{n}: {p.shape}" for n, p in zip(names, self._param_list, strict=True)
-            )
-            raise ShapeError(
-                f"{self.name}.{what}: input of shape {arr.shape} does not broadcast against the "
-                f"parameters ({given}). Give each parameter a scalar or a shape that "
-                "broadcasts with the input."
-            ) from err
-        if arr.shape != shape:
-            arr = np.broadcast_to(arr, shape)
-        flat = np.ascontiguousarray(arr).reshape(-1)
-        params = [
-            p.reshape(1)
-            if p.size == 1
-            else np.ascontiguousarray(np.broadcast_to(p, shape)).reshape(-1)
-            for p in self._param_list
-        ]
-        return shape, flat, params
+        names = self._module.PARAMETERS
+        return broadcast_flat(f"{self.name}.{what}", arr, self._param_list, names)
 
     def _run(self, kernel: str, arr: np.ndarray, n_out: int):
         shape, flat, params = self._prepare(arr, kernel)
@@ -246,6 +231,35 @@ class ElementwiseBijector(Bijector):
             1 + len(self._param_list),
         )
         return dict(zip(("input", *self._module.PARAMETERS), rows, strict=False))
+
+
+def broadcast_flat(owner: str, arr: np.ndarray, params, names) -> tuple:
+    """(broadcast shape, flat contiguous input, flat parameters) for a batch kernel.
+
+    A parameter of one value stays length 1 (the kernel reads it with stride 0); any
+    other is broadcast to the input's shape and flattened.
+
+    Raises:
+        ShapeError: naming each parameter's shape, if they do not broadcast with the input.
+    """
+    try:
+        shape = np.broadcast_shapes(arr.shape, *(p.shape for p in params))
+    except ValueError as err:
+        given = ", ".join(f"{n}: {p.shape}" for n, p in zip(names, params, strict=True))
+        raise ShapeError(
+            f"{owner}: input of shape {arr.shape} does not broadcast against the parameters "
+            f"({given}). Give each parameter a scalar or a shape that broadcasts with the input."
+        ) from err
+    if arr.shape != shape:
+        arr = np.broadcast_to(arr, shape)
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    flat_params = [
+        p.reshape(1)
+        if p.size == 1
+        else np.ascontiguousarray(np.broadcast_to(p, shape)).reshape(-1)
+        for p in params
+    ]
+    return shape, flat, flat_params
 
 
 def validate_parameter(owner: str, name: str, value, constraint) -> np.ndarray:

@@ -19,8 +19,7 @@ import sympy as sp
 from symflow._version import __version__
 from symflow.codegen.fuse import BaseDensity, ChainPlan, Stage, emit_chain_module
 from symflow.codegen.hashing import CODEGEN_OPTIONS, compiler_fingerprint
-from symflow.errors import ShapeError
-from symflow.runtime.bijector import ElementwiseBijector
+from symflow.runtime.bijector import ElementwiseBijector, broadcast_flat
 from symflow.runtime.loader import read_entry, write_entry
 
 __all__ = ["FusedKernels", "fused_kernels"]
@@ -63,6 +62,7 @@ class FusedKernels:
     module: ModuleType
     arrays: list[np.ndarray]
     name: str
+    names: list[str]
 
     def run(self, kernel: str, arr: np.ndarray, n_out: int):
         """Runs `kernel` over `arr` (any shape) in one call.
@@ -71,24 +71,7 @@ class FusedKernels:
             (outputs shaped like the broadcast input, number of inputs outside some
             member's interval).
         """
-        arrays = self.arrays
-        try:
-            shape = np.broadcast_shapes(arr.shape, *(p.shape for p in arrays))
-        except ValueError as err:
-            raise ShapeError(
-                f"{self.name}.{kernel}: input of shape {arr.shape} does not broadcast against "
-                f"the members' parameters (shapes {[p.shape for p in arrays]}). Give each "
-                "parameter a scalar or a shape that broadcasts with the input."
-            ) from err
-        if arr.shape != shape:
-            arr = np.broadcast_to(arr, shape)
-        flat = np.ascontiguousarray(arr).reshape(-1)
-        params = [
-            p.reshape(1)
-            if p.size == 1
-            else np.ascontiguousarray(np.broadcast_to(p, shape)).reshape(-1)
-            for p in arrays
-        ]
+        shape, flat, params = broadcast_flat(f"{self.name}.{kernel}", arr, self.arrays, self.names)
         out = np.empty((n_out, flat.shape[0]), dtype=flat.dtype)
         parallel = flat.shape[0] >= self.module.PARALLEL_THRESHOLD
         fn = getattr(self.module, kernel + ("_parallel" if parallel else ""))
@@ -128,4 +111,6 @@ def fused_kernels(
         }
         entry = write_entry(emit_chain_module(plan), meta)
     arrays = [p for m, _ in members for p in m._param_list]
-    return FusedKernels(entry.module, arrays + list(base_arrays), name)
+    names = [f"{m.name}.{p}" for m, _ in members for p in m.module.PARAMETERS]
+    names += [f"{base.label}.{p.name}" for p in base.parameters] if base is not None else []
+    return FusedKernels(entry.module, arrays + list(base_arrays), name, names)

@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:5ca17530ce43090fe8a77f72ab942469ba8dfee17cd0d1257cf27cd75febcee4
+# hash:       sha256:fdc55a47861ad8a5617dbe28048e99f5ca7b396ccfe8b8a19b60db64f5689e6f
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = '5ca17530ce43090fe8a77f72ab942469ba8dfee17cd0d1257cf27cd75febcee4'
+HASH = 'fdc55a47861ad8a5617dbe28048e99f5ca7b396ccfe8b8a19b60db64f5689e6f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:dbea6f4c79745f8d40422a70399183c9edc59f4825b1f1a96a8c0a40bca2829f
+# hash:       sha256:f94894033cdc5abf9b9f54214cc841d8e0682fc34b7a79dc5732c376d2a501bb
 """Compiled kernels of the prelu bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'prelu'
 PARAMETERS = ('alpha',)
-HASH = 'dbea6f4c79745f8d40422a70399183c9edc59f4825b1f1a96a8c0a40bca2829f'
+HASH = 'f94894033cdc5abf9b9f54214cc841d8e0682fc34b7a79dc5732c376d2a501bb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

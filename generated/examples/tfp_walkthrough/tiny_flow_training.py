@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:198804aa13cfc57778f073b6a072ea181f12a8914a8f42ca5fbae8506f3d24e4
+# hash:       sha256:b625a8af3beb37dc1b6f83b046031cf2b46bf8f0cd29ec5cbb4446e277fd6ee1
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -21,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-HASH = '198804aa13cfc57778f073b6a072ea181f12a8914a8f42ca5fbae8506f3d24e4'
+HASH = 'b625a8af3beb37dc1b6f83b046031cf2b46bf8f0cd29ec5cbb4446e277fd6ee1'
 N = 2
 N_Q = 12
 N_MEMBERS = 2

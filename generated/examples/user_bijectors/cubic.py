@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*log(hypot(1, sqrt(3)*x))
 #   ildj:     -2*log(hypot(1, sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)))))
-# hash:       sha256:312a76d1d8c33ce5b77edaf404c05a6d05611fe72cc7bbbc12ba842aa0d95d70
+# hash:       sha256:4620f713f7d11ee73f5770fade9de0a4ac1000b7cf8d5097552dd42bd9647e91
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '312a76d1d8c33ce5b77edaf404c05a6d05611fe72cc7bbbc12ba842aa0d95d70'
+HASH = '4620f713f7d11ee73f5770fade9de0a4ac1000b7cf8d5097552dd42bd9647e91'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

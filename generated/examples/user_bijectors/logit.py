@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:0fd2c985934d709e32238c332426ab599dada845f2be5f792f80e068950dd712
+# hash:       sha256:17652ee26efd6a49ba11959ea22db8ab5ef685385710934e1ee69c0a61f94d4f
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '0fd2c985934d709e32238c332426ab599dada845f2be5f792f80e068950dd712'
+HASH = '17652ee26efd6a49ba11959ea22db8ab5ef685385710934e1ee69c0a61f94d4f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

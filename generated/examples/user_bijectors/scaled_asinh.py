@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:4b4944abe236fec9d78ca456d22af45a217d66b6dba78db85f766709f4c33ee4
+# hash:       sha256:b0cf69d2d7ce985bd817f74e299afeb4f4ddf103a9d2722695ef63fd16ad0dda
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '4b4944abe236fec9d78ca456d22af45a217d66b6dba78db85f766709f4c33ee4'
+HASH = 'b0cf69d2d7ce985bd817f74e299afeb4f4ddf103a9d2722695ef63fd16ad0dda'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

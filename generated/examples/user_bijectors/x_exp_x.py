@@ -11,7 +11,7 @@
 #   inverse:  LambertW(y)
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
-# hash:       sha256:284b5a2a154a2d1d6534dab37f1ad809a08891e8f5c8aa454cba1c2e4ff7639e
+# hash:       sha256:e53cdb49aeeafbbaba4a48b804ad8d539a79798f60473853a14de6cdc10e99a9
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -21,7 +21,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '284b5a2a154a2d1d6534dab37f1ad809a08891e8f5c8aa454cba1c2e4ff7639e'
+HASH = 'e53cdb49aeeafbbaba4a48b804ad8d539a79798f60473853a14de6cdc10e99a9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 
