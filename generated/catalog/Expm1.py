@@ -11,66 +11,275 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:2f21e1f60f0a3d29ed9c63da04d6a92c4184c21f5aff4c23674ed5c0436bbfcc
+# hash:       sha256:5d38791a1a1375ade565eb1d6b1c88bdb5a8d009f43847feb1cbb4498b3a657e
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '2f21e1f60f0a3d29ed9c63da04d6a92c4184c21f5aff4c23674ed5c0436bbfcc'
+HASH = '5d38791a1a1375ade565eb1d6b1c88bdb5a8d009f43847feb1cbb4498b3a657e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
-PARALLEL_THRESHOLD = 65536
+PARALLEL_THRESHOLD = 4096
+
+# ---- helpers (3 requested)
+
+@numba.extending.intrinsic
+def _sf_as_bits(typingctx, x):
+    """The bits of a float64, as int64."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.int64(numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_from_bits(typingctx, x):
+    """The float64 with these bits."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.float64(numba.int64), codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_exp(x):
+    """e^x for float64 x, vectorizable.
+
+    Method: x = k·ln2 + r (see the module docstring) with the rounding error of r kept as
+    r_lo; e^r = 1 + r + r²/2 + (r³·q3(r) + r_lo·(1 + r)), where 1 + r and then + r²/2 (r²/2
+    split exactly into h2 + l2) are formed as exact two-term sums, so that the result is
+    rounded about once; then times 2^k, built from bits as two factors
+    2^(k>>1)·2^(k-(k>>1)) so that 2^k itself need not be a float64: results near overflow
+    (x up to 709.78) and in the subnormal range (x down to -745.13) come out right, the
+    latter rounded a second time only by the last product. x is clamped to [-746, 710]
+    first, where e^x is already 0 or inf.
+
+    Special values: exp(±0) = 1, exp(-inf) = 0, exp(inf) = inf, exp(nan) = nan; overflow
+    (x > 709.782712893384) gives inf, x < -745.1332191019412 gives 0.
+
+    Measured error: 0.52 ULP; 0.74 ULP where the result is subnormal (rounded twice).
+    """
+    xc = 710.0 if x > 710.0 else x  # nan stays nan, and so does everything computed from it
+    xc = -746.0 if xc < -746.0 else xc
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    hi = 1.0 + r
+    lo = (1.0 - hi) + r  # 1 + r = hi + lo exactly (Fast2Sum: |r| < 1)
+    hi2 = hi + h2
+    lo2 = (hi - hi2) + h2  # hi + h2 = hi2 + lo2 exactly (Fast2Sum: h2 < hi/10)
+    y_lo = (lo + lo2) + tail  # e^(r + r_lo) = hi2 + y_lo
+    k1 = k >> 1
+    y = (hi2 + y_lo) * _sf_from_bits((k1 + 1023) << 52) * _sf_from_bits((k - k1 + 1023) << 52)
+    return y
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_expm1(x):
+    """e^x - 1 for float64 x, vectorizable, accurate near 0.
+
+    Method: x = k·ln2 + r + r_lo as in `_sf_exp`, e^r - 1 = r + r²/2 + t with t the tail
+    of `_sf_exp`, and e^x - 1 = (2^k - 1) + 2^k·r + 2^k·r²/2 + 2^k·t. 2^k - 1 is split
+    exactly into a + ca, 2^k·r is exact, and the three leading terms are summed by two
+    Fast2Sums (each larger term first), so the cancellation for x in (-ln2, -ln2/2) and
+    the -1 for negative k cost nothing; the small terms are added last. For k = 0
+    (|x| < ln2/2) that is r + r²·q(r), relatively accurate down to the subnormals (below
+    |x| = 1e-18 it returns x itself, which also keeps the sign of a zero). x is clamped to
+    [-60, 710] (e^-60 - 1 rounds to -1); for k = 1024 (x > 709.43) the sum is formed with
+    2^1023 and doubled.
+
+    Special values: expm1(±0) = ±0, subnormal x gives x, expm1(-inf) = -1, expm1(inf) = inf,
+    expm1(nan) = nan; x > 709.782712893384 gives inf.
+
+    Measured error: 0.56 ULP.
+    """
+    xc = x if x < 710.0 else 710.0  # also maps nan to a finite number; restored below
+    xc = xc if xc > -60.0 else -60.0
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    m = k - 1 if k > 1023 else k  # 2^1024 is not a float64
+    s = _sf_from_bits((m + 1023) << 52)
+    a = s - 1.0  # s - 1 = a + ca exactly: ca = 0 for |m| <= 53, else -1 or s
+    ca_up = (s - a) - 1.0  # Fast2Sum with s first (m > 0) ...
+    ca_down = (-1.0 - a) + s  # ... or with -1 first; both computed: selects vectorize
+    ca = ca_up if m > 0 else ca_down
+    b = s * r
+    hi = a + b
+    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum)
+    c = s * h2
+    hi2 = hi + c
+    lo2 = (hi - hi2) + c  # hi + c = hi2 + lo2 exactly (Fast2Sum)
+    y = hi2 + _sf_fma(s, tail, (lo + lo2) + ca)
+    y = y * 2.0 if k > 1023 else y
+    return y if abs(x) >= 1e-18 else x  # expm1(x) rounds to x below 2^-54; also ±0 and nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log_core(u, dk0, d):
+    """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
+
+    The shared kernel of this module (fdlibm's e_log.c / s_log1p.c). u = 2^k·m with m in
+    [√½, √2) from the bits (a subnormal u is scaled by 2^54 first), f = m - 1 exactly, and
+    log(1 + f) = 2·atanh(s) = f - f²/2 + s·(f²/2 + R(s²)) with s = f/(2 + f) and fdlibm's
+    degree-14 polynomial R (|error| < 2^-58.45). k·ln 2 is added in two parts, the high one
+    with 32 significant bits so that k·ln2_hi is exact. The low part d of the argument
+    enters as d/u, except for k = 0, where f + d is formed as hi + lo first, since there
+    d/u need not be small against log(u) (1 + x with tiny x; 1 + 2a/(1 - a)). dk0 is an
+    integer added to k (asinh and acosh of huge x compute log(2x) as ln 2 + log(x)).
+    Called with d = 0, measured error 0.79 ULP; every caller below picks its own special
+    values (u = 0, negative, inf or nan give some finite value or nan here).
+    """
+    sub = u < 2.2250738585072014e-308
+    us = u * 18014398509481984.0 if sub else u  # subnormals times 2**54
+    ix = _sf_as_bits(us) + 0x0009_5F62_0000_0000  # 0x3ff00000 - 0x3fe6a09e in the high word
+    ex = ix >> 52
+    # k as a float without an int -> float conversion: 2**52 + (biased exponent) - ...
+    dk = _sf_from_bits(ex | 0x4330_0000_0000_0000) - 4503599627371519.0
+    dk = dk + (dk0 - 54.0 if sub else dk0)
+    m = _sf_from_bits((ix & 0x000F_FFFF_FFFF_FFFF) + 0x3FE6_A09E_0000_0000)
+    f = m - 1.0
+    k0 = ex == 0x3FF
+    dd = d if k0 else 0.0
+    fh = f + dd
+    fl = (f - fh) + dd
+    corr = (fl if k0 else d) / (us if us != 0.0 else 1.0)
+    fp = fh if abs(fh) > 1e-100 else 0.0  # fh² would be subnormal (slow) and negligible
+    hfsq = 0.5 * fp * fp
+    s = fp / (2.0 + fp)
+    z = s * s
+    w = z * z
+    t1 = w * _sf_fma(
+        w, _sf_fma(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01
+    )
+    t2 = z * _sf_fma(
+        w,
+        _sf_fma(
+            w,
+            _sf_fma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+            2.857142874366239149e-01,
+        ),
+        6.666666666666735130e-01,
+    )
+    r = t2 + t1
+    return dk * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + _sf_fma(dk, 1.90821492927058770002e-10, corr))) - fh
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log1p(x):
+    """log(1 + x), relatively accurate for tiny x; log1p(-1) = -inf, log1p(x < -1) = nan.
+
+    Method: `_sf_log_core` on u + d = 1 + x with u = fl(1 + x) and d = x - (u - 1), its
+    rounding error (exact while u < 2^53; beyond, d is a negligible ~ulp(u)). Where
+    u is in [√½, √2) the kernel's f + d is x itself (fdlibm's log1p); log1p(x) = x for
+    |x| < 2^-54, subnormals and ±0 included. Measured error: 0.79 ULP (at
+    x = 1.7178709377659298; 440,000 points).
+    """
+    u = 1.0 + x
+    r = _sf_log_core(u, 0.0, x - (u - 1.0))
+    r = x if not (x < math.inf) else r
+    r = x if x == 0.0 else r  # keeps the sign of -0
+    r = -math.inf if x == -1.0 else r
+    return math.nan if x < -1.0 else r
+
 
 # ---- scalar cores (11)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_scalar(x):
     """y = f(x), for one element."""
     # outputs (1)
-    return math.expm1(x)
+    return _sf_expm1(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y):
     """x = f^-1(y), for one element."""
     # outputs (1)
-    return math.log1p(y)
+    return _sf_log1p(y)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_scalar(x):
     """log|f'(x)|, for one element."""
     # outputs (1)
     return x
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return -math.log1p(y)
+    return -_sf_log1p(y)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_fldj_scalar(x):
     """y = f(x) and log|f'(x)|, for one element."""
     # outputs (2)
     return (
-        math.expm1(x),
+        _sf_expm1(x),
         x,
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_ildj_scalar(y):
     """x = f^-1(y) and log|(f^-1)'(y)|, for one element."""
     # common subexpressions (1)
-    _t0 = math.log1p(y)
+    _t0 = _sf_log1p(y)
     # outputs (2)
     return (
         _t0,
@@ -78,35 +287,35 @@ def inverse_ildj_scalar(y):
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_partials_scalar(x):
     """d f / d (x, parameters...), for one element."""
     # outputs (1)
-    return math.exp(x)
+    return _sf_exp(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_partials_scalar(y):
     """d f^-1 / d (y, parameters...), for one element."""
     # outputs (1)
-    return math.exp(-(math.log1p(y)))
+    return _sf_exp(-(_sf_log1p(y)))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_partials_scalar(x):
     """d log|f'(x)| / d (x, parameters...), for one element."""
     # outputs (1)
     return 1
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_partials_scalar(y):
     """d log|(f^-1)'(y)| / d (y, parameters...), for one element."""
     # outputs (1)
-    return -math.exp(-(math.log1p(y)))
+    return -_sf_exp(-(_sf_log1p(y)))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def codomain_scalar():
     """(lo, hi) of the codomain, the image of the domain."""
     # outputs (2)

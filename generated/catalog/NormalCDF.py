@@ -11,23 +11,307 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:3bda3219da6d4d863090e17a6a70813c0bb1240540f5fef7a9a5272054b28e99
+# hash:       sha256:a93b1b8a959a68b11f06a9be0e5f0c578ae10ccb9c671e6ca550a28755dbcf80
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '3bda3219da6d4d863090e17a6a70813c0bb1240540f5fef7a9a5272054b28e99'
+HASH = 'a93b1b8a959a68b11f06a9be0e5f0c578ae10ccb9c671e6ca550a28755dbcf80'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
-PARALLEL_THRESHOLD = 65536
+PARALLEL_THRESHOLD = 4096
 
-# ---- helpers (2 requested)
+# ---- helpers (4 requested)
 
-@numba.njit(cache=True)
+@numba.extending.intrinsic
+def _sf_as_bits(typingctx, x):
+    """The bits of a float64, as int64."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.int64(numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_from_bits(typingctx, x):
+    """The float64 with these bits."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.float64(numba.int64), codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_exp(x):
+    """e^x for float64 x, vectorizable.
+
+    Method: x = k·ln2 + r (see the module docstring) with the rounding error of r kept as
+    r_lo; e^r = 1 + r + r²/2 + (r³·q3(r) + r_lo·(1 + r)), where 1 + r and then + r²/2 (r²/2
+    split exactly into h2 + l2) are formed as exact two-term sums, so that the result is
+    rounded about once; then times 2^k, built from bits as two factors
+    2^(k>>1)·2^(k-(k>>1)) so that 2^k itself need not be a float64: results near overflow
+    (x up to 709.78) and in the subnormal range (x down to -745.13) come out right, the
+    latter rounded a second time only by the last product. x is clamped to [-746, 710]
+    first, where e^x is already 0 or inf.
+
+    Special values: exp(±0) = 1, exp(-inf) = 0, exp(inf) = inf, exp(nan) = nan; overflow
+    (x > 709.782712893384) gives inf, x < -745.1332191019412 gives 0.
+
+    Measured error: 0.52 ULP; 0.74 ULP where the result is subnormal (rounded twice).
+    """
+    xc = 710.0 if x > 710.0 else x  # nan stays nan, and so does everything computed from it
+    xc = -746.0 if xc < -746.0 else xc
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    hi = 1.0 + r
+    lo = (1.0 - hi) + r  # 1 + r = hi + lo exactly (Fast2Sum: |r| < 1)
+    hi2 = hi + h2
+    lo2 = (hi - hi2) + h2  # hi + h2 = hi2 + lo2 exactly (Fast2Sum: h2 < hi/10)
+    y_lo = (lo + lo2) + tail  # e^(r + r_lo) = hi2 + y_lo
+    k1 = k >> 1
+    y = (hi2 + y_lo) * _sf_from_bits((k1 + 1023) << 52) * _sf_from_bits((k - k1 + 1023) << 52)
+    return y
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def _sf_erf_core(a, al):
+    """erf(a + al), erfc(a + al) and fdlibm's rational part R for a >= 0, |al| <= ulp(a).
+
+    Method: fdlibm's s_erf.c, with the four intervals' rational approximations R in
+    t = a², a - 1, 1/a², 1/a² (breaks at 0.84375, 1.25, 1/0.35) evaluated once, with
+    coefficients picked per element: erf = a + a·R, erf = c + R (c = 0.845062911510467529297)
+    and erfc = exp(-a² - 0.5625 + R)/a, the last as exp(-z² - 0.5625)·exp((z - a)(z + a) + R)
+    with z = a to 21 bits so that z² is exact. The low part `al` of a double-double argument
+    enters the exponent (-2a·al - al/a) above 1.25 and as the first-order term
+    ±(2/√π)·exp(-a²)·al below. Results for a >= 28, inf or nan are unspecified.
+    """
+    i1 = a >= 0.84375
+    i2 = a >= 1.25
+    i3 = a >= 2.857142857142857
+    aa = a * a
+    s = 1.0 / max(aa, 1.0)  # 1/a² where it is used (a >= 1.25); no 1/0 under CPython
+    t = (s if i2 else a - 1.0) if i1 else aa
+    # Numerator coefficients n0..n7 and denominator d1..d8 of the interval (d0 = 1).
+    n7 = (0.0 if i3 else -9.81432934416914548592e00) if i2 else 0.0
+    n6 = (
+        (-4.83519191608651397019e02 if i3 else -8.12874355063065934246e01)
+        if i2
+        else (-2.16637559486879084300e-03 if i1 else 0.0)
+    )
+    n5 = (
+        (-1.02509513161107724954e03 if i3 else -1.84605092906711035994e02)
+        if i2
+        else (3.54783043256182359371e-02 if i1 else 0.0)
+    )
+    n4 = (
+        (-6.37566443368389627722e02 if i3 else -1.62396669462573470355e02)
+        if i2
+        else (-1.10894694282396677476e-01 if i1 else -2.37630166566501626084e-05)
+    )
+    n3 = (
+        (-1.60636384855821916062e02 if i3 else -6.23753324503260060396e01)
+        if i2
+        else (3.18346619901161753674e-01 if i1 else -5.77027029648944159157e-03)
+    )
+    n2 = (
+        (-1.77579549177547519889e01 if i3 else -1.05586262253232909814e01)
+        if i2
+        else (-3.72207876035701323847e-01 if i1 else -2.84817495755985104766e-02)
+    )
+    n1 = (
+        (-7.99283237680523006574e-01 if i3 else -6.93858572707181764372e-01)
+        if i2
+        else (4.14856118683748331666e-01 if i1 else -3.25042107247001499370e-01)
+    )
+    n0 = (
+        (-9.86494292470009928597e-03 if i3 else -9.86494403484714822705e-03)
+        if i2
+        else (-2.36211856075265944077e-03 if i1 else 1.28379167095512558561e-01)
+    )
+    d8 = (0.0 if i3 else -6.04244152148580987438e-02) if i2 else 0.0
+    d7 = (-2.24409524465858183362e01 if i3 else 6.57024977031928170135e00) if i2 else 0.0
+    d6 = (
+        (4.74528541206955367215e02 if i3 else 1.08635005541779435134e02)
+        if i2
+        else (1.19844998467991074170e-02 if i1 else 0.0)
+    )
+    d5 = (
+        (2.55305040643316442583e03 if i3 else 4.29008140027567833386e02)
+        if i2
+        else (1.36370839120290507362e-02 if i1 else -3.96022827877536812320e-06)
+    )
+    d4 = (
+        (3.19985821950859553908e03 if i3 else 6.45387271733267880336e02)
+        if i2
+        else (1.26171219808761642112e-01 if i1 else 1.32494738004321644526e-04)
+    )
+    d3 = (
+        (1.53672958608443695994e03 if i3 else 4.34565877475229228821e02)
+        if i2
+        else (7.18286544141962662868e-02 if i1 else 5.08130628187576562776e-03)
+    )
+    d2 = (
+        (3.25792512996573918826e02 if i3 else 1.37657754143519042600e02)
+        if i2
+        else (5.40397917702171048937e-01 if i1 else 6.50222499887672944485e-02)
+    )
+    d1 = (
+        (3.03380607434824582924e01 if i3 else 1.96512716674392571292e01)
+        if i2
+        else (1.06420880400844228286e-01 if i1 else 3.97917223959155352819e-01)
+    )
+    num = _sf_fma(n7, t, n6)
+    num = _sf_fma(num, t, n5)
+    num = _sf_fma(num, t, n4)
+    num = _sf_fma(num, t, n3)
+    num = _sf_fma(num, t, n2)
+    num = _sf_fma(num, t, n1)
+    num = _sf_fma(num, t, n0)
+    den = _sf_fma(d8, t, d7)
+    den = _sf_fma(den, t, d6)
+    den = _sf_fma(den, t, d5)
+    den = _sf_fma(den, t, d4)
+    den = _sf_fma(den, t, d3)
+    den = _sf_fma(den, t, d2)
+    den = _sf_fma(den, t, d1)
+    den = _sf_fma(den, t, 1.0)
+    inv = 1.0 / den
+    r = num * inv
+    rl = _sf_fma(-r, den, num) * inv  # R = r + rl to ~2^-100: r's rounding costs nothing
+    # exp(-(a + al)²)·exp(R - 0.5625)/(a + al) above 1.25, exp(-a²) below, with one exp:
+    # -a² = -z² + (z - a)(z + a) with z = a cut to 21 bits, so that h = -z² - 0.5625 is
+    # exact; h + v (v the small terms) is formed as the exact sum uh + ul (Fast2Sum), and
+    # exp(uh + ul) = exp(uh)·(1 + ul) to 2^-88.
+    z = _sf_from_bits(_sf_as_bits(a) & -4294967296)
+    h = -z * z - (0.5625 if i2 else 0.0)
+    v = (z - a) * (z + a) + (_sf_fma(-al, _sf_fma(a, s, a + a), rl) + r if i2 else 0.0)
+    uh = h + v
+    ul = (h - uh) + v
+    e = _sf_exp(uh)
+    w = _sf_fma(e, ul, e)
+    # e·(1 + ul)/a rounded once: q = e/a, its remainder exactly, the rest times 1/a ≈ a·s.
+    q = e / max(a, 1.0)
+    tail = _sf_fma(_sf_fma(e, ul, _sf_fma(-q, a, e)), a * s, q)
+    d = 1.1283791670955126 * w * al
+    ef_small = _sf_fma(a, r, a)
+    # 1 - a - a·R as (u + ue) - (ph + pl), u + ue = 1 - a and ph + pl = a·R, then Fast2Sum
+    # of u - ph (u >= 0.15 > |ph|): only the last addition rounds.
+    u = 1.0 - a
+    ue = (1.0 - u) - a
+    ph = a * r
+    pl = _sf_fma(a, r, -ph) + a * rl
+    cs = u - ph
+    ec_small = cs + ((((u - cs) - ph) + ue) - (pl + d))
+    # c + R and (1 - c) - R as exact two-term sums (Fast2Sum, |R| < 0.08), rl and d added last.
+    fm = 0.845062911510467529297 + r
+    fm = fm + (((0.845062911510467529297 - fm) + r) + (rl + d))
+    cm = 0.15493708848953247 - r
+    cm = cm + (((0.15493708848953247 - cm) - r) - (rl + d))
+    ef = (1.0 - tail if i2 else fm) if i1 else ef_small + d
+    ec = (tail if i2 else cm) if i1 else ec_small
+    return ef, ec, r
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log_core(u, dk0, d):
+    """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
+
+    The shared kernel of this module (fdlibm's e_log.c / s_log1p.c). u = 2^k·m with m in
+    [√½, √2) from the bits (a subnormal u is scaled by 2^54 first), f = m - 1 exactly, and
+    log(1 + f) = 2·atanh(s) = f - f²/2 + s·(f²/2 + R(s²)) with s = f/(2 + f) and fdlibm's
+    degree-14 polynomial R (|error| < 2^-58.45). k·ln 2 is added in two parts, the high one
+    with 32 significant bits so that k·ln2_hi is exact. The low part d of the argument
+    enters as d/u, except for k = 0, where f + d is formed as hi + lo first, since there
+    d/u need not be small against log(u) (1 + x with tiny x; 1 + 2a/(1 - a)). dk0 is an
+    integer added to k (asinh and acosh of huge x compute log(2x) as ln 2 + log(x)).
+    Called with d = 0, measured error 0.79 ULP; every caller below picks its own special
+    values (u = 0, negative, inf or nan give some finite value or nan here).
+    """
+    sub = u < 2.2250738585072014e-308
+    us = u * 18014398509481984.0 if sub else u  # subnormals times 2**54
+    ix = _sf_as_bits(us) + 0x0009_5F62_0000_0000  # 0x3ff00000 - 0x3fe6a09e in the high word
+    ex = ix >> 52
+    # k as a float without an int -> float conversion: 2**52 + (biased exponent) - ...
+    dk = _sf_from_bits(ex | 0x4330_0000_0000_0000) - 4503599627371519.0
+    dk = dk + (dk0 - 54.0 if sub else dk0)
+    m = _sf_from_bits((ix & 0x000F_FFFF_FFFF_FFFF) + 0x3FE6_A09E_0000_0000)
+    f = m - 1.0
+    k0 = ex == 0x3FF
+    dd = d if k0 else 0.0
+    fh = f + dd
+    fl = (f - fh) + dd
+    corr = (fl if k0 else d) / (us if us != 0.0 else 1.0)
+    fp = fh if abs(fh) > 1e-100 else 0.0  # fh² would be subnormal (slow) and negligible
+    hfsq = 0.5 * fp * fp
+    s = fp / (2.0 + fp)
+    z = s * s
+    w = z * z
+    t1 = w * _sf_fma(
+        w, _sf_fma(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01
+    )
+    t2 = z * _sf_fma(
+        w,
+        _sf_fma(
+            w,
+            _sf_fma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+            2.857142874366239149e-01,
+        ),
+        6.666666666666735130e-01,
+    )
+    r = t2 + t1
+    return dk * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + _sf_fma(dk, 1.90821492927058770002e-10, corr))) - fh
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log(x):
+    """Natural logarithm, with log(0) = -inf, log(x < 0) = nan and log(inf) = inf.
+
+    Method: `_sf_log_core` with d = 0 (fdlibm's log; a subnormal x scaled by 2^54 first).
+    Measured error: 0.79 ULP (at x = 1.4072259806052403; 400,000 points).
+    """
+    r = _sf_log_core(x, 0.0, 0.0)
+    r = x if not (x < math.inf) else r
+    r = -math.inf if x == 0.0 else r
+    return math.nan if x < 0.0 else r
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _sf_mul_err(a, b):
     """Rounding error of a product: a·b = fl(a·b) + _sf_mul_err(a, b) exactly.
 
@@ -45,7 +329,7 @@ def _sf_mul_err(a, b):
     return (((ah * bh - p) + ah * bl) + al * bh) + al * bl
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sf_ndtr(x):
     """Standard normal CDF Φ(x) = erfc(-x/√2)/2.
 
@@ -64,7 +348,7 @@ def _sf_ndtr(x):
     return 0.5 * (math.erfc(y) - 1.1283791670955126 * math.exp(-y * y) * lo)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sf_log_ndtr(x):
     """log Φ(x) for all x, without underflow or overflow.
 
@@ -88,7 +372,30 @@ def _sf_log_ndtr(x):
     return -((0.5 * x) * x + (math.log(-x) + 0.9189385332046728 - math.log1p(-tail)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def _sf_ndtr_v(x):
+    """Standard normal CDF Φ(x) = erfc(-x/√2)/2, vectorizable.
+
+    Method: -x/√2 as a double-double y + yl (the fma gives the rounding error of the product,
+    the second term that of fl(1/√2)), then `_sf_erf_core`, which takes the low part: erfc
+    amplifies a relative error of its argument by 2y², ~3000 near the underflow, so a rounded
+    argument would lose 11 bits in the lower tail. Special values: Φ(-inf) = 0, Φ(inf) = 1,
+    Φ(nan) = nan; Φ(x) = 0 for x < -38.48541.
+
+    Measured error: 1.94 ULP (130,000 points; worst at x = -1.7402895438773045, where erfc's
+    [0.84375, 1.25) piece loses ~1.5 ULP in its Horner evaluation; 1.51 ULP elsewhere).
+    """
+    p = x * 0.7071067811865476
+    lo = _sf_fma(x, 0.7071067811865476, -p) + x * -4.833646656726457e-17
+    a = abs(p)  # |y|, y = -x/√2 = -p - lo
+    al = lo if x >= 0.0 else -lo
+    ef, ec, r = _sf_erf_core(a, al)
+    y = 0.5 * (ec if x <= 0.0 else 1.0 + ef)
+    y = (0.0 if x < 0.0 else 1.0) if a >= 28.0 else y
+    return x if x != x else y
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _sf_ndtri_guess(d, q):
     """Acklam's rational approximation of the normal quantile, a starting point.
 
@@ -111,7 +418,7 @@ def _sf_ndtri_guess(d, q):
     return num * d / den
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sf_ndtri(p):
     """Normal quantile Φ⁻¹(p) on [0, 1]; 0 → -inf, 1 → inf, nan outside.
 
@@ -150,45 +457,45 @@ def _sf_ndtri(p):
 # ---- scalar cores (11)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_scalar(x):
     """y = f(x), for one element."""
     # outputs (1)
-    return _sf_ndtr(x)
+    return _sf_ndtr_v(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y):
     """x = f^-1(y), for one element."""
     # outputs (1)
     return _sf_ndtri(y)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_scalar(x):
     """log|f'(x)|, for one element."""
     # outputs (1)
-    return -0.5*x**2 - 0.5*math.log(math.pi) - 0.5*math.log(2)
+    return -0.5*x**2 - 0.5*_sf_log(math.pi) - 0.5*_sf_log(2)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return (0.5)*_sf_ndtri(y)**2 + (0.5)*math.log(2) + (0.5)*math.log(math.pi)
+    return (0.5)*_sf_ndtri(y)**2 + (0.5)*_sf_log(2) + (0.5)*_sf_log(math.pi)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_fldj_scalar(x):
     """y = f(x) and log|f'(x)|, for one element."""
     # outputs (2)
     return (
-        _sf_ndtr(x),
-        -0.5*x**2 - 0.5*math.log(math.pi) - 0.5*math.log(2),
+        _sf_ndtr_v(x),
+        -0.5*x**2 - 0.5*_sf_log(math.pi) - 0.5*_sf_log(2),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_ildj_scalar(y):
     """x = f^-1(y) and log|(f^-1)'(y)|, for one element."""
     # common subexpressions (1)
@@ -196,41 +503,41 @@ def inverse_ildj_scalar(y):
     # outputs (2)
     return (
         _t0,
-        (0.5)*_t0**2 + (0.5)*math.log(2) + (0.5)*math.log(math.pi),
+        (0.5)*_t0**2 + (0.5)*_sf_log(2) + (0.5)*_sf_log(math.pi),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_partials_scalar(x):
     """d f / d (x, parameters...), for one element."""
     # outputs (1)
-    return (0.5)*math.sqrt(2)*math.exp(-0.5*x**2)/math.sqrt(math.pi)
+    return (0.5)*math.sqrt(2)*_sf_exp(-0.5*x**2)/math.sqrt(math.pi)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_partials_scalar(y):
     """d f^-1 / d (y, parameters...), for one element."""
     # outputs (1)
-    return math.sqrt(2)*math.sqrt(math.pi)*math.exp((0.5)*(_sf_ndtri(y))**2)
+    return math.sqrt(2)*math.sqrt(math.pi)*_sf_exp((0.5)*(_sf_ndtri(y))**2)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_partials_scalar(x):
     """d log|f'(x)| / d (x, parameters...), for one element."""
     # outputs (1)
     return -x
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_partials_scalar(y):
     """d log|(f^-1)'(y)| / d (y, parameters...), for one element."""
     # common subexpressions (1)
     _t0 = (_sf_ndtri(y))
     # outputs (1)
-    return math.sqrt(2)*math.sqrt(math.pi)*_t0*math.exp((0.5)*_t0**2)
+    return math.sqrt(2)*math.sqrt(math.pi)*_t0*_sf_exp((0.5)*_t0**2)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def codomain_scalar():
     """(lo, hi) of the codomain, the image of the domain."""
     # outputs (2)

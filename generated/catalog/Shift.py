@@ -11,52 +11,53 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:302350cd528ee0a27846cddaa3e05de7a145d5bca5aea30c325afcb7e7d5c1ec
+# hash:       sha256:d5bc6bb8ecb208c05b033216e3590ab6ab3c1ec2559ecc32357d8b4ff8241f99
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '302350cd528ee0a27846cddaa3e05de7a145d5bca5aea30c325afcb7e7d5c1ec'
+HASH = 'd5bc6bb8ecb208c05b033216e3590ab6ab3c1ec2559ecc32357d8b4ff8241f99'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 
 # ---- scalar cores (10)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_scalar(x, shift):
     """y = f(x), for one element."""
     # outputs (1)
     return shift + x
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y, shift):
     """x = f^-1(y), for one element."""
     # outputs (1)
     return -shift + y
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_scalar(x, shift):
     """log|f'(x)|, for one element."""
     # outputs (1)
     return 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y, shift):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
     return 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_fldj_scalar(x, shift):
     """y = f(x) and log|f'(x)|, for one element."""
     # outputs (2)
@@ -66,7 +67,7 @@ def forward_fldj_scalar(x, shift):
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_ildj_scalar(y, shift):
     """x = f^-1(y) and log|(f^-1)'(y)|, for one element."""
     # outputs (2)
@@ -76,7 +77,7 @@ def inverse_ildj_scalar(y, shift):
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_partials_scalar(x, shift):
     """d f / d (x, parameters...), for one element."""
     # outputs (2)
@@ -86,7 +87,7 @@ def forward_partials_scalar(x, shift):
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_partials_scalar(y, shift):
     """d f^-1 / d (y, parameters...), for one element."""
     # outputs (2)
@@ -96,7 +97,7 @@ def inverse_partials_scalar(y, shift):
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_partials_scalar(x, shift):
     """d log|f'(x)| / d (x, parameters...), for one element."""
     # outputs (2)
@@ -106,7 +107,7 @@ def fldj_partials_scalar(x, shift):
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_partials_scalar(y, shift):
     """d log|(f^-1)'(y)| / d (y, parameters...), for one element."""
     # outputs (2)
@@ -129,11 +130,20 @@ def forward(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = forward_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _r = forward_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = forward_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -148,11 +158,20 @@ def forward_parallel(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = forward_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _r = forward_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = forward_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -167,11 +186,20 @@ def inverse(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = inverse_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _r = inverse_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = inverse_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -186,11 +214,20 @@ def inverse_parallel(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = inverse_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _r = inverse_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = inverse_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -205,11 +242,20 @@ def forward_log_det_jacobian(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = fldj_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _r = fldj_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = fldj_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -224,11 +270,20 @@ def forward_log_det_jacobian_parallel(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = fldj_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _r = fldj_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = fldj_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -243,11 +298,20 @@ def inverse_log_det_jacobian(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = ildj_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _r = ildj_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = ildj_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -262,11 +326,20 @@ def inverse_log_det_jacobian_parallel(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = ildj_scalar(_v, _q0)
-        out[0, _i] = _r
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _r = ildj_scalar(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = ildj_scalar(_v, _q0)
+            out[0, _i] = _r
     return _bad
 
 
@@ -281,12 +354,22 @@ def forward_and_log_det(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = forward_fldj_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _r = forward_fldj_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = forward_fldj_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -301,12 +384,22 @@ def forward_and_log_det_parallel(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = forward_fldj_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _r = forward_fldj_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = forward_fldj_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -321,12 +414,22 @@ def inverse_and_log_det(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = inverse_ildj_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _r = inverse_ildj_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = inverse_ildj_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -341,12 +444,22 @@ def inverse_and_log_det_parallel(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = inverse_ildj_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _r = inverse_ildj_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = inverse_ildj_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -361,12 +474,22 @@ def forward_partials(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = forward_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _r = forward_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = forward_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -381,12 +504,22 @@ def forward_partials_parallel(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = forward_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _r = forward_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = forward_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -401,12 +534,22 @@ def inverse_partials(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = inverse_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _r = inverse_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = inverse_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -421,12 +564,22 @@ def inverse_partials_parallel(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = inverse_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _r = inverse_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = inverse_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -441,12 +594,22 @@ def forward_log_det_jacobian_partials(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = fldj_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _r = fldj_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = fldj_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -461,12 +624,22 @@ def forward_log_det_jacobian_partials_parallel(x, shift, out):
     _n = x.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(x[_i])
-        _q0 = shift[_i * _s0]
-        _r = fldj_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _r = fldj_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(x[_i])
+            _q0 = shift[_i * _s0]
+            _r = fldj_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -481,12 +654,22 @@ def inverse_log_det_jacobian_partials(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in range(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = ildj_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _r = ildj_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = ildj_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad
 
 
@@ -501,10 +684,20 @@ def inverse_log_det_jacobian_partials_parallel(y, shift, out):
     _n = y.shape[0]
     _bad = 0
     _s0 = 1 if shift.shape[0] > 1 else 0
-    for _i in numba.prange(_n):
-        _v = np.float64(y[_i])
-        _q0 = shift[_i * _s0]
-        _r = ildj_partials_scalar(_v, _q0)
-        out[0, _i] = _r[0]
-        out[1, _i] = _r[1]
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = shift[0]
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _r = ildj_partials_scalar(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = np.float64(y[_i])
+            _q0 = shift[_i * _s0]
+            _r = ildj_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
     return _bad

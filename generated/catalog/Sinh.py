@@ -11,150 +11,529 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:a5255a4b98e3204355fbc489b1a53f2e12f3faf7835077d77844ec3f206542cf
+# hash:       sha256:3d2a24a11a820e55c605c91a99f2bdaa6d6b0e97c12083cbecb50ea05c7cc6ab
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = 'a5255a4b98e3204355fbc489b1a53f2e12f3faf7835077d77844ec3f206542cf'
+HASH = '3d2a24a11a820e55c605c91a99f2bdaa6d6b0e97c12083cbecb50ea05c7cc6ab'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
-PARALLEL_THRESHOLD = 65536
+PARALLEL_THRESHOLD = 4096
 
-# ---- helpers (1 requested)
+# ---- helpers (7 requested)
 
-@numba.njit(cache=True)
-def _sf_mul_err(a, b):
-    """Rounding error of a product: a·b = fl(a·b) + _sf_mul_err(a, b) exactly.
+@numba.extending.intrinsic
+def _sf_as_bits(typingctx, x):
+    """The bits of a float64, as int64."""
 
-    Method: Dekker's exact product with Veltkamp's splitting into 26-bit halves (no FMA).
-    Exact while no partial product under- or overflows: |a|, |b| < 1e150, |a·b| > 1e-290.
-    Lets the helpers carry the low part of x/√2, e·x, x² and the like.
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.int64(numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_from_bits(typingctx, x):
+    """The float64 with these bits."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.float64(numba.int64), codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_exp(x):
+    """e^x for float64 x, vectorizable.
+
+    Method: x = k·ln2 + r (see the module docstring) with the rounding error of r kept as
+    r_lo; e^r = 1 + r + r²/2 + (r³·q3(r) + r_lo·(1 + r)), where 1 + r and then + r²/2 (r²/2
+    split exactly into h2 + l2) are formed as exact two-term sums, so that the result is
+    rounded about once; then times 2^k, built from bits as two factors
+    2^(k>>1)·2^(k-(k>>1)) so that 2^k itself need not be a float64: results near overflow
+    (x up to 709.78) and in the subnormal range (x down to -745.13) come out right, the
+    latter rounded a second time only by the last product. x is clamped to [-746, 710]
+    first, where e^x is already 0 or inf.
+
+    Special values: exp(±0) = 1, exp(-inf) = 0, exp(inf) = inf, exp(nan) = nan; overflow
+    (x > 709.782712893384) gives inf, x < -745.1332191019412 gives 0.
+
+    Measured error: 0.52 ULP; 0.74 ULP where the result is subnormal (rounded twice).
     """
-    c = 134217729.0 * a  # 2**27 + 1
-    ah = c - (c - a)
-    al = a - ah
-    c = 134217729.0 * b
-    bh = c - (c - b)
-    bl = b - bh
-    p = a * b
-    return (((ah * bh - p) + ah * bl) + al * bh) + al * bl
+    xc = 710.0 if x > 710.0 else x  # nan stays nan, and so does everything computed from it
+    xc = -746.0 if xc < -746.0 else xc
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    hi = 1.0 + r
+    lo = (1.0 - hi) + r  # 1 + r = hi + lo exactly (Fast2Sum: |r| < 1)
+    hi2 = hi + h2
+    lo2 = (hi - hi2) + h2  # hi + h2 = hi2 + lo2 exactly (Fast2Sum: h2 < hi/10)
+    y_lo = (lo + lo2) + tail  # e^(r + r_lo) = hi2 + y_lo
+    k1 = k >> 1
+    y = (hi2 + y_lo) * _sf_from_bits((k1 + 1023) << 52) * _sf_from_bits((k - k1 + 1023) << 52)
+    return y
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _sf_cosh(x):
+    """cosh x for float64 x, vectorizable.
+
+    Method: with a = |x| and e = e^a (`_sf_exp`), cosh a = e/2 + 1/(2e) below a = 20 (the
+    rounding errors of e and 1/e cancel to first order where cosh a is near 1); from 20 on,
+    e^a/2 = 2·e^(a - c)·e^(c - 2ln2) as in `_sf_sinh` (c = 2ln2 rounded up to a multiple of
+    2^-43, so a - c is exact and nothing overflows before the last doubling), the factor
+    e^(c - 2ln2) = 1 + d applied by one fused multiply-add.
+
+    Special values: cosh(±0) = 1, cosh(±inf) = inf, cosh(nan) = nan.
+
+    Measured error: 1.00 ULP.
+    """
+    a = abs(x)
+    z = a if a < 20.0 else a - 1.3862943611198943  # c = 2ln2 + 3.7e-15 on a 2^-43 grid
+    e = _sf_exp(z)
+    small = 0.5 * e + 0.5 / e
+    big = 2.0 * _sf_fma(e, 3.728377347448607e-15, e)  # 2·e^z·(1 + d), d = c - 2ln2
+    return small if a < 20.0 else big
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_expm1(x):
+    """e^x - 1 for float64 x, vectorizable, accurate near 0.
+
+    Method: x = k·ln2 + r + r_lo as in `_sf_exp`, e^r - 1 = r + r²/2 + t with t the tail
+    of `_sf_exp`, and e^x - 1 = (2^k - 1) + 2^k·r + 2^k·r²/2 + 2^k·t. 2^k - 1 is split
+    exactly into a + ca, 2^k·r is exact, and the three leading terms are summed by two
+    Fast2Sums (each larger term first), so the cancellation for x in (-ln2, -ln2/2) and
+    the -1 for negative k cost nothing; the small terms are added last. For k = 0
+    (|x| < ln2/2) that is r + r²·q(r), relatively accurate down to the subnormals (below
+    |x| = 1e-18 it returns x itself, which also keeps the sign of a zero). x is clamped to
+    [-60, 710] (e^-60 - 1 rounds to -1); for k = 1024 (x > 709.43) the sum is formed with
+    2^1023 and doubled.
+
+    Special values: expm1(±0) = ±0, subnormal x gives x, expm1(-inf) = -1, expm1(inf) = inf,
+    expm1(nan) = nan; x > 709.782712893384 gives inf.
+
+    Measured error: 0.56 ULP.
+    """
+    xc = x if x < 710.0 else 710.0  # also maps nan to a finite number; restored below
+    xc = xc if xc > -60.0 else -60.0
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    m = k - 1 if k > 1023 else k  # 2^1024 is not a float64
+    s = _sf_from_bits((m + 1023) << 52)
+    a = s - 1.0  # s - 1 = a + ca exactly: ca = 0 for |m| <= 53, else -1 or s
+    ca_up = (s - a) - 1.0  # Fast2Sum with s first (m > 0) ...
+    ca_down = (-1.0 - a) + s  # ... or with -1 first; both computed: selects vectorize
+    ca = ca_up if m > 0 else ca_down
+    b = s * r
+    hi = a + b
+    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum)
+    c = s * h2
+    hi2 = hi + c
+    lo2 = (hi - hi2) + c  # hi + c = hi2 + lo2 exactly (Fast2Sum)
+    y = hi2 + _sf_fma(s, tail, (lo + lo2) + ca)
+    y = y * 2.0 if k > 1023 else y
+    return y if abs(x) >= 1e-18 else x  # expm1(x) rounds to x below 2^-54; also ±0 and nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_expm1_core(z):
+    """e^z - 1 for -37 <= z <= 709.08, without special cases: the core of sinh and tanh.
+
+    Method: as `_sf_expm1`, less its refinements: r = r_hi + r_lo with r_hi = z - k·ln2_hi
+    exact and r_lo = -k·ln2_lo; (2^k - 1) + 2^k·r_hi by Fast2Sum, then 2^k·(r²·q(r) + r_lo)
+    added with the low part of that sum: about two thirds of `_sf_expm1`'s work. Nan, ±inf
+    and -0 are the caller's business; outside the range 2^k is not a float64.
+
+    Measured error: 1.04 ULP on [-37, 709.08] (at z = 37.17, where 2^k - 1 = 2^54 - 1 is
+    rounded), 0.9 elsewhere.
+    """
+    t = _sf_fma(z, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(z/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, z)  # exact, as in `_sf_exp`
+    r_lo = kf * -5.497923018708371e-14
+    r = r_hi + r_lo  # for the polynomial; the linear term below uses r_hi + r_lo unrounded
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    q = _sf_fma(q, r, 0.5)
+    s = _sf_from_bits((k + 1023) << 52)
+    a = s - 1.0  # exact for |k| <= 53, and no harm beyond
+    b = s * r_hi
+    hi = a + b
+    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum: |a| >= |b| or a = 0)
+    return hi + _sf_fma(s, _sf_fma(r * r, q, r_lo), lo)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_hypot(x, y):
+    """√(x² + y²) without intermediate over- or underflow; hypot(±inf, nan) = inf.
+
+    Method: the larger magnitude B and the smaller S are scaled by 2^-600 (B > 2^400) or
+    2^700 (B < 2^-400), exactly. b² + s² is formed as hi + lo (FMAs give each square's rounding
+    error, Fast2Sum the sum's), its square root r is corrected by one Newton step,
+    r + (hi - r² + lo)/(2r), and scaled back. S < 2^-60·B counts as 0 (it changes nothing, and
+    S² would be subnormal, which is slow). Measured error: 0.67 ULP (at
+    x = 1.881173700621502e-308, y = 2.681064016e-315; 300,000 pairs); the excess over
+    0.5 comes from subnormal results, rounded twice (r, then r·2^-700).
+    """
+    a = abs(x)
+    b = abs(y)
+    big = a if a > b else b
+    small = b if a > b else a
+    down = big > 2.5822498780869086e120  # 2**400
+    up = big < 3.872591914849318e-121  # 2**-400
+    sc = 2.409919865102884e-181 if down else (5.260135901548374e210 if up else 1.0)
+    inv = 4.149515568880993e180 if down else (1.90109156629516e-211 if up else 1.0)
+    bs = big * sc
+    ss = small * sc
+    ss = 0.0 if ss < bs * 8.673617379884035e-19 else ss  # 2**-60
+    h = bs * bs
+    hl = _sf_fma(bs, bs, -h)
+    s2 = ss * ss
+    sl = _sf_fma(ss, ss, -s2)
+    t = h + s2
+    tl = ((h - t) + s2) + (hl + sl)
+    r = math.sqrt(t)
+    r = r + (_sf_fma(-r, r, t) + tl) * 0.5 / (r if r > 0.0 else 1.0)
+    r = r * inv
+    return math.inf if (a == math.inf) | (b == math.inf) else r
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log_core(u, dk0, d):
+    """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
+
+    The shared kernel of this module (fdlibm's e_log.c / s_log1p.c). u = 2^k·m with m in
+    [√½, √2) from the bits (a subnormal u is scaled by 2^54 first), f = m - 1 exactly, and
+    log(1 + f) = 2·atanh(s) = f - f²/2 + s·(f²/2 + R(s²)) with s = f/(2 + f) and fdlibm's
+    degree-14 polynomial R (|error| < 2^-58.45). k·ln 2 is added in two parts, the high one
+    with 32 significant bits so that k·ln2_hi is exact. The low part d of the argument
+    enters as d/u, except for k = 0, where f + d is formed as hi + lo first, since there
+    d/u need not be small against log(u) (1 + x with tiny x; 1 + 2a/(1 - a)). dk0 is an
+    integer added to k (asinh and acosh of huge x compute log(2x) as ln 2 + log(x)).
+    Called with d = 0, measured error 0.79 ULP; every caller below picks its own special
+    values (u = 0, negative, inf or nan give some finite value or nan here).
+    """
+    sub = u < 2.2250738585072014e-308
+    us = u * 18014398509481984.0 if sub else u  # subnormals times 2**54
+    ix = _sf_as_bits(us) + 0x0009_5F62_0000_0000  # 0x3ff00000 - 0x3fe6a09e in the high word
+    ex = ix >> 52
+    # k as a float without an int -> float conversion: 2**52 + (biased exponent) - ...
+    dk = _sf_from_bits(ex | 0x4330_0000_0000_0000) - 4503599627371519.0
+    dk = dk + (dk0 - 54.0 if sub else dk0)
+    m = _sf_from_bits((ix & 0x000F_FFFF_FFFF_FFFF) + 0x3FE6_A09E_0000_0000)
+    f = m - 1.0
+    k0 = ex == 0x3FF
+    dd = d if k0 else 0.0
+    fh = f + dd
+    fl = (f - fh) + dd
+    corr = (fl if k0 else d) / (us if us != 0.0 else 1.0)
+    fp = fh if abs(fh) > 1e-100 else 0.0  # fh² would be subnormal (slow) and negligible
+    hfsq = 0.5 * fp * fp
+    s = fp / (2.0 + fp)
+    z = s * s
+    w = z * z
+    t1 = w * _sf_fma(
+        w, _sf_fma(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01
+    )
+    t2 = z * _sf_fma(
+        w,
+        _sf_fma(
+            w,
+            _sf_fma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+            2.857142874366239149e-01,
+        ),
+        6.666666666666735130e-01,
+    )
+    r = t2 + t1
+    return dk * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + _sf_fma(dk, 1.90821492927058770002e-10, corr))) - fh
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_asinh(x):
+    """Inverse hyperbolic sine; odd (asinh(-0) = -0), asinh(±inf) = ±inf.
+
+    Method: asinh(a) = log(v) for a = |x|, v = a + √(1 + a²) carried as hi + lo: 1 + a² by
+    an FMA and its rounding error, the square root corrected by one Newton step in the low
+    part, the sum by Fast2Sum (√(1 + a²) > a), then `_sf_log_core`. Above 1e150, where a²
+    overflows, asinh(a) = ln 2 + log(a) (the next term, 1/(4a²), is far below an ULP);
+    below 1e-100, asinh(a) = a (this also keeps subnormal intermediates, which are slow,
+    out). Measured error: 0.76 ULP (at x = 1.171360053864067; 400,000 points).
+    """
+    a = abs(x)
+    big = a > 1e150  # a² overflows: asinh(a) = log(2a) + 1/(4a²) + ...
+    tiny = a < 1e-100  # a² would be subnormal (slow): asinh(a) = a - a³/6 = log(1 + a)
+    b = a if (a <= 1e150) & (a >= 1e-100) else 0.0
+    # asinh(b) = log(v), v = b + sqrt(1 + b²) as hi + lo
+    w = _sf_fma(b, b, 1.0)
+    wl = _sf_fma(b, b, 1.0 - w)
+    sq = math.sqrt(w)
+    sl = (_sf_fma(-sq, sq, w) + wl) / (2.0 * sq)
+    v = sq + b
+    vl = ((sq - v) + b) + sl
+    r = _sf_log_core(a if big else v, 1.0 if big else 0.0, a if tiny else (0.0 if big else vl))
+    r = a if not (a < math.inf) else r
+    return math.copysign(r, x)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log(x):
+    """Natural logarithm, with log(0) = -inf, log(x < 0) = nan and log(inf) = inf.
+
+    Method: `_sf_log_core` with d = 0 (fdlibm's log; a subnormal x scaled by 2^54 first).
+    Measured error: 0.79 ULP (at x = 1.4072259806052403; 400,000 points).
+    """
+    r = _sf_log_core(x, 0.0, 0.0)
+    r = x if not (x < math.inf) else r
+    r = -math.inf if x == 0.0 else r
+    return math.nan if x < 0.0 else r
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log1p(x):
+    """log(1 + x), relatively accurate for tiny x; log1p(-1) = -inf, log1p(x < -1) = nan.
+
+    Method: `_sf_log_core` on u + d = 1 + x with u = fl(1 + x) and d = x - (u - 1), its
+    rounding error (exact while u < 2^53; beyond, d is a negligible ~ulp(u)). Where
+    u is in [√½, √2) the kernel's f + d is x itself (fdlibm's log1p); log1p(x) = x for
+    |x| < 2^-54, subnormals and ±0 included. Measured error: 0.79 ULP (at
+    x = 1.7178709377659298; 440,000 points).
+    """
+    u = 1.0 + x
+    r = _sf_log_core(u, 0.0, x - (u - 1.0))
+    r = x if not (x < math.inf) else r
+    r = x if x == 0.0 else r  # keeps the sign of -0
+    r = -math.inf if x == -1.0 else r
+    return math.nan if x < -1.0 else r
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def _sf_logcosh(x):
     """log(cosh(x)) for all x, relatively accurate at the zero x = 0.
 
-    Method: x²/2 below |x| = 1e-8. Up to 1.3, log1p(t) with t = cosh x - 1 = x²/2 + x⁴/24
-    + ... summed in double-double and evaluated as log(u) + u_lo/u, u + u_lo = 1 + t: a
-    rounded t costs up to 3 ULP where t and the result straddle a power of two, and libm's
-    sinh is 1.7 ULP off. Above, |x| - ln 2 + log1p(e^-2|x|) with the difference exact
-    (two-sum), which cannot overflow. Measured error: 1.1 ULP.
+    Method: with a = |x| and E = expm1(a), log1p(w) where w = cosh a - 1 = E²/(2(1 + E))
+    for a <= 1.3 (no cancellation: w keeps the relative accuracy of E), and
+    a - ln 2 + log1p(e^-2a) with e^-2a = 1/(1 + E)² and the difference exact (two-sum)
+    above, which cannot overflow. Both regions share one expm1 and one log1p (the argument
+    of log1p is selected per element), so the function stays cheap in a vectorized loop.
+    Measured error: 2.6 ULP (the square of E doubles its rounding error).
     """
     a = abs(x)
-    if a < 1e-8:  # x²/2 (1 - x²/6): the correction is below 2e-17
-        return (0.5 * a) * a
-    if a <= 1.3:
-        s = a * a
-        s_lo = _sf_mul_err(a, a)
-        c = 1.0
-        for k in range(10, 0, -1):  # cosh a - 1 - a²/2 = a⁴/24 (1 + a²/30 (1 + ...))
-            c = 1.0 + s * c / ((2 * k + 3) * (2 * k + 4))
-        g = (0.5 * s) * (s * c / 12.0)  # at most 0.12 of t, so its rounding hardly counts
-        t = 0.5 * s + g
-        t_lo = ((0.5 * s - t) + g) + 0.5 * s_lo
-        u = 1.0 + t  # log1p(t + t_lo) = log(u + u_lo): glibc's log errs less than log1p
-        return math.log(u) + (((1.0 - u) + t) + t_lo) / u
-    if a == math.inf:
-        return a
+    e = _sf_expm1(a)
+    small = a <= 1.3
+    u = 1.0 + e
+    w = (e * e) / (u + u)
+    lg = _sf_log1p(w if small else 1.0 / (u * u))
     h = a - 0.6931471805599453
     h_lo = (a - h) - 0.6931471805599453  # exact rounding error of h (a > ln 2)
-    return h + ((math.log1p(math.exp(-2.0 * a)) - 2.3190468138462996e-17) + h_lo)
+    large = h + ((lg - 2.3190468138462996e-17) + h_lo)
+    return lg if small else (a if a == math.inf else large)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_sinh(x):
+    """sinh x for float64 x, vectorizable.
+
+    Method: with a = |x|, below a = 1 the odd polynomial a + a³·P(a²) (P a degree-6
+    Chebyshev fit of (sinh a - a)/a³ in a², error 0.08 ULP), exact to the last bit for
+    subnormal x; from 1 to 40, with E = e^a - 1 (`_sf_expm1_core`), sinh a =
+    (E + E/(E + 1))/2, which cancels nothing. From a = 40 on, e^-a no longer counts:
+    sinh a = e^a/2 = 2·e^(a - c)·e^(c - 2ln2), where c is 2ln2 rounded up to a multiple of
+    2^-43, so that a - c is exact and e^(a - c) stays finite (2^k too) until sinh a itself
+    overflows (at a = 710.4758600739439); e^(c - 2ln2) = 1 + d is applied by one fused
+    multiply-add. The sign goes back on with copysign.
+
+    Special values: sinh(±0) = ±0, sinh(±inf) = ±inf, sinh(nan) = nan, subnormal x gives x.
+
+    Measured error: 1.31 ULP.
+    """
+    a = abs(x)
+    u = a * a
+    p = _sf_fma(7.746178593018827e-13, u, 1.6057679623801638e-10)
+    p = _sf_fma(p, u, 2.5052117695907823e-08)
+    p = _sf_fma(p, u, 2.7557319191381816e-06)
+    p = _sf_fma(p, u, 0.00019841269841324198)
+    p = _sf_fma(p, u, 0.008333333333333299)
+    p = _sf_fma(p, u, 0.16666666666666666)
+    poly = _sf_fma(a * u, p, a)  # a + a³·P(a²), for a < 1
+    ac = 710.48 if a > 710.48 else a  # sinh overflows from 710.4758600739439; nan stays nan
+    z = ac if ac < 40.0 else ac - 1.3862943611198943  # c = 2ln2 + 3.7e-15 on a 2^-43 grid
+    e = _sf_expm1_core(z)
+    mid = 0.5 * (e + e / (e + 1.0))
+    big = 2.0 * _sf_fma(e, 3.728377347448607e-15, e)  # 2·e^z·(1 + d), d = c - 2ln2
+    y = mid if a < 40.0 else big
+    y = poly if a < 1.0 else y
+    return math.copysign(y, x)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_tanh(x):
+    """tanh x for float64 x, vectorizable.
+
+    Method: with a = |x| and E = e^(2a) - 1 (`_sf_expm1_core`), w = 2/(E + 2) (the one
+    division) and tanh a = 1 - w from a = 0.55 on (tanh a > 1/2 there, so the rounding of
+    w barely shows); below, tanh a = E/(E + 2) = E·w/2 refined by one Newton step with the
+    exact rounding error of E + 2, which keeps it relatively accurate down to the
+    subnormals. 2a is clamped to 40 above a = 20, where tanh a rounds to 1, so inf/inf
+    cannot arise. The sign goes back on with copysign.
+
+    Special values: tanh(±0) = ±0, tanh(±inf) = ±1, tanh(nan) = nan, subnormal x gives x.
+
+    Measured error: 1.36 ULP.
+    """
+    a = abs(x)
+    z = 2.0 * a if a < 20.0 else 40.0  # tanh rounds to 1 from a = 19.06; no inf/inf
+    e = _sf_expm1_core(z)
+    d = e + 2.0
+    d_lo = (2.0 - d) + e  # e + 2 = d + d_lo exactly (Fast2Sum: e <= 2.004 where it counts)
+    w = 2.0 / d
+    y0 = 0.5 * e * w  # e/d, up to about an ULP off
+    res = _sf_fma(-y0, d, e) - y0 * d_lo  # e - y0·(e + 2), the first term exact
+    small = _sf_fma(res, 0.5 * w, y0)  # one Newton correction of the quotient
+    big = 1.0 - w
+    y = math.copysign(small if a < 0.55 else big, x)
+    return y if x == x else x
 
 
 # ---- scalar cores (10)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_scalar(x):
     """y = f(x), for one element."""
     # outputs (1)
-    return math.sinh(x)
+    return _sf_sinh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y):
     """x = f^-1(y), for one element."""
     # outputs (1)
-    return math.asinh(y)
+    return _sf_asinh(y)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_scalar(x):
     """log|f'(x)|, for one element."""
     # outputs (1)
     return _sf_logcosh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return -math.log(math.hypot(1, y))
+    return -_sf_log(_sf_hypot(1, y))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_fldj_scalar(x):
     """y = f(x) and log|f'(x)|, for one element."""
     # outputs (2)
     return (
-        math.sinh(x),
+        _sf_sinh(x),
         _sf_logcosh(x),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_ildj_scalar(y):
     """x = f^-1(y) and log|(f^-1)'(y)|, for one element."""
     # outputs (2)
     return (
-        math.asinh(y),
-        -math.log(math.hypot(1, y)),
+        _sf_asinh(y),
+        -_sf_log(_sf_hypot(1, y)),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_partials_scalar(x):
     """d f / d (x, parameters...), for one element."""
     # outputs (1)
-    return math.cosh(x)
+    return _sf_cosh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_partials_scalar(y):
     """d f^-1 / d (y, parameters...), for one element."""
     # outputs (1)
-    return 1.0/math.cosh((math.asinh(y)))
+    return 1.0/_sf_cosh((_sf_asinh(y)))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_partials_scalar(x):
     """d log|f'(x)| / d (x, parameters...), for one element."""
     # outputs (1)
-    return math.tanh(x)
+    return _sf_tanh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_partials_scalar(y):
     """d log|(f^-1)'(y)| / d (y, parameters...), for one element."""
     # common subexpressions (1)
-    _t0 = (math.asinh(y))
+    _t0 = (_sf_asinh(y))
     # outputs (1)
-    return -math.tanh(_t0)/math.cosh(_t0)
+    return -_sf_tanh(_t0)/_sf_cosh(_t0)
 
 # ---- batch kernels (20)
 

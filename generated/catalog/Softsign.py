@@ -11,31 +11,134 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:428a981c30f076814d3a2c082d8ada07664f4f4b1bd2591c6a285514d91a3e06
+# hash:       sha256:3c31afdeabdff0706e3b5ff4889a92c178507c43236a247ccac70dc8c1073745
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '428a981c30f076814d3a2c082d8ada07664f4f4b1bd2591c6a285514d91a3e06'
+HASH = '3c31afdeabdff0706e3b5ff4889a92c178507c43236a247ccac70dc8c1073745'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
-PARALLEL_THRESHOLD = 65536
+PARALLEL_THRESHOLD = 4096
+
+# ---- helpers (1 requested)
+
+@numba.extending.intrinsic
+def _sf_as_bits(typingctx, x):
+    """The bits of a float64, as int64."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.int64(numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_from_bits(typingctx, x):
+    """The float64 with these bits."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.float64(numba.int64), codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log_core(u, dk0, d):
+    """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
+
+    The shared kernel of this module (fdlibm's e_log.c / s_log1p.c). u = 2^k·m with m in
+    [√½, √2) from the bits (a subnormal u is scaled by 2^54 first), f = m - 1 exactly, and
+    log(1 + f) = 2·atanh(s) = f - f²/2 + s·(f²/2 + R(s²)) with s = f/(2 + f) and fdlibm's
+    degree-14 polynomial R (|error| < 2^-58.45). k·ln 2 is added in two parts, the high one
+    with 32 significant bits so that k·ln2_hi is exact. The low part d of the argument
+    enters as d/u, except for k = 0, where f + d is formed as hi + lo first, since there
+    d/u need not be small against log(u) (1 + x with tiny x; 1 + 2a/(1 - a)). dk0 is an
+    integer added to k (asinh and acosh of huge x compute log(2x) as ln 2 + log(x)).
+    Called with d = 0, measured error 0.79 ULP; every caller below picks its own special
+    values (u = 0, negative, inf or nan give some finite value or nan here).
+    """
+    sub = u < 2.2250738585072014e-308
+    us = u * 18014398509481984.0 if sub else u  # subnormals times 2**54
+    ix = _sf_as_bits(us) + 0x0009_5F62_0000_0000  # 0x3ff00000 - 0x3fe6a09e in the high word
+    ex = ix >> 52
+    # k as a float without an int -> float conversion: 2**52 + (biased exponent) - ...
+    dk = _sf_from_bits(ex | 0x4330_0000_0000_0000) - 4503599627371519.0
+    dk = dk + (dk0 - 54.0 if sub else dk0)
+    m = _sf_from_bits((ix & 0x000F_FFFF_FFFF_FFFF) + 0x3FE6_A09E_0000_0000)
+    f = m - 1.0
+    k0 = ex == 0x3FF
+    dd = d if k0 else 0.0
+    fh = f + dd
+    fl = (f - fh) + dd
+    corr = (fl if k0 else d) / (us if us != 0.0 else 1.0)
+    fp = fh if abs(fh) > 1e-100 else 0.0  # fh² would be subnormal (slow) and negligible
+    hfsq = 0.5 * fp * fp
+    s = fp / (2.0 + fp)
+    z = s * s
+    w = z * z
+    t1 = w * _sf_fma(
+        w, _sf_fma(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01
+    )
+    t2 = z * _sf_fma(
+        w,
+        _sf_fma(
+            w,
+            _sf_fma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+            2.857142874366239149e-01,
+        ),
+        6.666666666666735130e-01,
+    )
+    r = t2 + t1
+    return dk * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + _sf_fma(dk, 1.90821492927058770002e-10, corr))) - fh
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log1p(x):
+    """log(1 + x), relatively accurate for tiny x; log1p(-1) = -inf, log1p(x < -1) = nan.
+
+    Method: `_sf_log_core` on u + d = 1 + x with u = fl(1 + x) and d = x - (u - 1), its
+    rounding error (exact while u < 2^53; beyond, d is a negligible ~ulp(u)). Where
+    u is in [√½, √2) the kernel's f + d is x itself (fdlibm's log1p); log1p(x) = x for
+    |x| < 2^-54, subnormals and ±0 included. Measured error: 0.79 ULP (at
+    x = 1.7178709377659298; 440,000 points).
+    """
+    u = 1.0 + x
+    r = _sf_log_core(u, 0.0, x - (u - 1.0))
+    r = x if not (x < math.inf) else r
+    r = x if x == 0.0 else r  # keeps the sign of -0
+    r = -math.inf if x == -1.0 else r
+    return math.nan if x < -1.0 else r
+
 
 # ---- scalar cores (11)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_scalar(x):
     """y = f(x), for one element."""
     # outputs (1)
     return x/(abs(x) + 1)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y):
     """x = f^-1(y), for one element."""
     # common subexpressions (1)
@@ -44,21 +147,21 @@ def inverse_scalar(y):
     return ((-_t0) if (_t0 <= 0) else (y/(y + 1)))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_scalar(x):
     """log|f'(x)|, for one element."""
     # outputs (1)
-    return -2*math.log1p(abs(x))
+    return -2*_sf_log1p(abs(x))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return ((-2*math.log1p(-y)) if (y >= 0) and (y < 1) else (-2*math.log1p(y)))
+    return ((-2*_sf_log1p(-y)) if (y >= 0) and (y < 1) else (-2*_sf_log1p(y)))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_fldj_scalar(x):
     """y = f(x) and log|f'(x)|, for one element."""
     # common subexpressions (1)
@@ -66,11 +169,11 @@ def forward_fldj_scalar(x):
     # outputs (2)
     return (
         x/(_t0 + 1),
-        -2*math.log1p(_t0),
+        -2*_sf_log1p(_t0),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_ildj_scalar(y):
     """x = f^-1(y) and log|(f^-1)'(y)|, for one element."""
     # common subexpressions (1)
@@ -78,11 +181,11 @@ def inverse_ildj_scalar(y):
     # outputs (2)
     return (
         ((-_t0) if (_t0 <= 0) else (y/(y + 1))),
-        ((-2*math.log1p(-y)) if (y >= 0) and (y < 1) else (-2*math.log1p(y))),
+        ((-2*_sf_log1p(-y)) if (y >= 0) and (y < 1) else (-2*_sf_log1p(y))),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_partials_scalar(x):
     """d f / d (x, parameters...), for one element."""
     # common subexpressions (1)
@@ -91,7 +194,7 @@ def forward_partials_scalar(x):
     return 1.0/_t0 - x*(0.0 if x == 0 else math.copysign(1.0, x))/_t0**2
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_partials_scalar(y):
     """d f^-1 / d (y, parameters...), for one element."""
     # common subexpressions (3)
@@ -102,14 +205,14 @@ def inverse_partials_scalar(y):
     return 1.0/(-_t1*(0.0 if _t1 == 0 else math.copysign(1.0, _t1))/_t2**2 + 1.0/_t2)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_partials_scalar(x):
     """d log|f'(x)| / d (x, parameters...), for one element."""
     # outputs (1)
     return -2*(0.0 if x == 0 else math.copysign(1.0, x))/(abs(x) + 1)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_partials_scalar(y):
     """d log|(f^-1)'(y)| / d (y, parameters...), for one element."""
     # common subexpressions (5)
@@ -122,7 +225,7 @@ def ildj_partials_scalar(y):
     return 2*_t2*_t4/(-_t1*_t2/_t3**2 + _t4)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def codomain_scalar():
     """(lo, hi) of the codomain, the image of the domain."""
     # outputs (2)

@@ -11,153 +11,447 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:cd7cbffc22b5e1a0b47310a69cf0cd904d896f0a2c14925e370e7ba945c7a3c3
+# hash:       sha256:d9aeed32a8242868512405885e8325134fb94b76036ce4e23bb142a612e5714e
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = 'cd7cbffc22b5e1a0b47310a69cf0cd904d896f0a2c14925e370e7ba945c7a3c3'
+HASH = 'd9aeed32a8242868512405885e8325134fb94b76036ce4e23bb142a612e5714e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
-PARALLEL_THRESHOLD = 65536
+PARALLEL_THRESHOLD = 4096
 
-# ---- helpers (1 requested)
+# ---- helpers (5 requested)
 
-@numba.njit(cache=True)
-def _sf_mul_err(a, b):
-    """Rounding error of a product: a·b = fl(a·b) + _sf_mul_err(a, b) exactly.
+@numba.extending.intrinsic
+def _sf_as_bits(typingctx, x):
+    """The bits of a float64, as int64."""
 
-    Method: Dekker's exact product with Veltkamp's splitting into 26-bit halves (no FMA).
-    Exact while no partial product under- or overflows: |a|, |b| < 1e150, |a·b| > 1e-290.
-    Lets the helpers carry the low part of x/√2, e·x, x² and the like.
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.int64(numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_from_bits(typingctx, x):
+    """The float64 with these bits."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.float64(numba.int64), codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_exp(x):
+    """e^x for float64 x, vectorizable.
+
+    Method: x = k·ln2 + r (see the module docstring) with the rounding error of r kept as
+    r_lo; e^r = 1 + r + r²/2 + (r³·q3(r) + r_lo·(1 + r)), where 1 + r and then + r²/2 (r²/2
+    split exactly into h2 + l2) are formed as exact two-term sums, so that the result is
+    rounded about once; then times 2^k, built from bits as two factors
+    2^(k>>1)·2^(k-(k>>1)) so that 2^k itself need not be a float64: results near overflow
+    (x up to 709.78) and in the subnormal range (x down to -745.13) come out right, the
+    latter rounded a second time only by the last product. x is clamped to [-746, 710]
+    first, where e^x is already 0 or inf.
+
+    Special values: exp(±0) = 1, exp(-inf) = 0, exp(inf) = inf, exp(nan) = nan; overflow
+    (x > 709.782712893384) gives inf, x < -745.1332191019412 gives 0.
+
+    Measured error: 0.52 ULP; 0.74 ULP where the result is subnormal (rounded twice).
     """
-    c = 134217729.0 * a  # 2**27 + 1
-    ah = c - (c - a)
-    al = a - ah
-    c = 134217729.0 * b
-    bh = c - (c - b)
-    bl = b - bh
-    p = a * b
-    return (((ah * bh - p) + ah * bl) + al * bh) + al * bl
+    xc = 710.0 if x > 710.0 else x  # nan stays nan, and so does everything computed from it
+    xc = -746.0 if xc < -746.0 else xc
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    hi = 1.0 + r
+    lo = (1.0 - hi) + r  # 1 + r = hi + lo exactly (Fast2Sum: |r| < 1)
+    hi2 = hi + h2
+    lo2 = (hi - hi2) + h2  # hi + h2 = hi2 + lo2 exactly (Fast2Sum: h2 < hi/10)
+    y_lo = (lo + lo2) + tail  # e^(r + r_lo) = hi2 + y_lo
+    k1 = k >> 1
+    y = (hi2 + y_lo) * _sf_from_bits((k1 + 1023) << 52) * _sf_from_bits((k - k1 + 1023) << 52)
+    return y
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _sf_cosh(x):
+    """cosh x for float64 x, vectorizable.
+
+    Method: with a = |x| and e = e^a (`_sf_exp`), cosh a = e/2 + 1/(2e) below a = 20 (the
+    rounding errors of e and 1/e cancel to first order where cosh a is near 1); from 20 on,
+    e^a/2 = 2·e^(a - c)·e^(c - 2ln2) as in `_sf_sinh` (c = 2ln2 rounded up to a multiple of
+    2^-43, so a - c is exact and nothing overflows before the last doubling), the factor
+    e^(c - 2ln2) = 1 + d applied by one fused multiply-add.
+
+    Special values: cosh(±0) = 1, cosh(±inf) = inf, cosh(nan) = nan.
+
+    Measured error: 1.00 ULP.
+    """
+    a = abs(x)
+    z = a if a < 20.0 else a - 1.3862943611198943  # c = 2ln2 + 3.7e-15 on a 2^-43 grid
+    e = _sf_exp(z)
+    small = 0.5 * e + 0.5 / e
+    big = 2.0 * _sf_fma(e, 3.728377347448607e-15, e)  # 2·e^z·(1 + d), d = c - 2ln2
+    return small if a < 20.0 else big
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_expm1(x):
+    """e^x - 1 for float64 x, vectorizable, accurate near 0.
+
+    Method: x = k·ln2 + r + r_lo as in `_sf_exp`, e^r - 1 = r + r²/2 + t with t the tail
+    of `_sf_exp`, and e^x - 1 = (2^k - 1) + 2^k·r + 2^k·r²/2 + 2^k·t. 2^k - 1 is split
+    exactly into a + ca, 2^k·r is exact, and the three leading terms are summed by two
+    Fast2Sums (each larger term first), so the cancellation for x in (-ln2, -ln2/2) and
+    the -1 for negative k cost nothing; the small terms are added last. For k = 0
+    (|x| < ln2/2) that is r + r²·q(r), relatively accurate down to the subnormals (below
+    |x| = 1e-18 it returns x itself, which also keeps the sign of a zero). x is clamped to
+    [-60, 710] (e^-60 - 1 rounds to -1); for k = 1024 (x > 709.43) the sum is formed with
+    2^1023 and doubled.
+
+    Special values: expm1(±0) = ±0, subnormal x gives x, expm1(-inf) = -1, expm1(inf) = inf,
+    expm1(nan) = nan; x > 709.782712893384 gives inf.
+
+    Measured error: 0.56 ULP.
+    """
+    xc = x if x < 710.0 else 710.0  # also maps nan to a finite number; restored below
+    xc = xc if xc > -60.0 else -60.0
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    m = k - 1 if k > 1023 else k  # 2^1024 is not a float64
+    s = _sf_from_bits((m + 1023) << 52)
+    a = s - 1.0  # s - 1 = a + ca exactly: ca = 0 for |m| <= 53, else -1 or s
+    ca_up = (s - a) - 1.0  # Fast2Sum with s first (m > 0) ...
+    ca_down = (-1.0 - a) + s  # ... or with -1 first; both computed: selects vectorize
+    ca = ca_up if m > 0 else ca_down
+    b = s * r
+    hi = a + b
+    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum)
+    c = s * h2
+    hi2 = hi + c
+    lo2 = (hi - hi2) + c  # hi + c = hi2 + lo2 exactly (Fast2Sum)
+    y = hi2 + _sf_fma(s, tail, (lo + lo2) + ca)
+    y = y * 2.0 if k > 1023 else y
+    return y if abs(x) >= 1e-18 else x  # expm1(x) rounds to x below 2^-54; also ±0 and nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_expm1_core(z):
+    """e^z - 1 for -37 <= z <= 709.08, without special cases: the core of sinh and tanh.
+
+    Method: as `_sf_expm1`, less its refinements: r = r_hi + r_lo with r_hi = z - k·ln2_hi
+    exact and r_lo = -k·ln2_lo; (2^k - 1) + 2^k·r_hi by Fast2Sum, then 2^k·(r²·q(r) + r_lo)
+    added with the low part of that sum: about two thirds of `_sf_expm1`'s work. Nan, ±inf
+    and -0 are the caller's business; outside the range 2^k is not a float64.
+
+    Measured error: 1.04 ULP on [-37, 709.08] (at z = 37.17, where 2^k - 1 = 2^54 - 1 is
+    rounded), 0.9 elsewhere.
+    """
+    t = _sf_fma(z, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(z/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, z)  # exact, as in `_sf_exp`
+    r_lo = kf * -5.497923018708371e-14
+    r = r_hi + r_lo  # for the polynomial; the linear term below uses r_hi + r_lo unrounded
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    q = _sf_fma(q, r, 0.5)
+    s = _sf_from_bits((k + 1023) << 52)
+    a = s - 1.0  # exact for |k| <= 53, and no harm beyond
+    b = s * r_hi
+    hi = a + b
+    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum: |a| >= |b| or a = 0)
+    return hi + _sf_fma(s, _sf_fma(r * r, q, r_lo), lo)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log_core(u, dk0, d):
+    """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
+
+    The shared kernel of this module (fdlibm's e_log.c / s_log1p.c). u = 2^k·m with m in
+    [√½, √2) from the bits (a subnormal u is scaled by 2^54 first), f = m - 1 exactly, and
+    log(1 + f) = 2·atanh(s) = f - f²/2 + s·(f²/2 + R(s²)) with s = f/(2 + f) and fdlibm's
+    degree-14 polynomial R (|error| < 2^-58.45). k·ln 2 is added in two parts, the high one
+    with 32 significant bits so that k·ln2_hi is exact. The low part d of the argument
+    enters as d/u, except for k = 0, where f + d is formed as hi + lo first, since there
+    d/u need not be small against log(u) (1 + x with tiny x; 1 + 2a/(1 - a)). dk0 is an
+    integer added to k (asinh and acosh of huge x compute log(2x) as ln 2 + log(x)).
+    Called with d = 0, measured error 0.79 ULP; every caller below picks its own special
+    values (u = 0, negative, inf or nan give some finite value or nan here).
+    """
+    sub = u < 2.2250738585072014e-308
+    us = u * 18014398509481984.0 if sub else u  # subnormals times 2**54
+    ix = _sf_as_bits(us) + 0x0009_5F62_0000_0000  # 0x3ff00000 - 0x3fe6a09e in the high word
+    ex = ix >> 52
+    # k as a float without an int -> float conversion: 2**52 + (biased exponent) - ...
+    dk = _sf_from_bits(ex | 0x4330_0000_0000_0000) - 4503599627371519.0
+    dk = dk + (dk0 - 54.0 if sub else dk0)
+    m = _sf_from_bits((ix & 0x000F_FFFF_FFFF_FFFF) + 0x3FE6_A09E_0000_0000)
+    f = m - 1.0
+    k0 = ex == 0x3FF
+    dd = d if k0 else 0.0
+    fh = f + dd
+    fl = (f - fh) + dd
+    corr = (fl if k0 else d) / (us if us != 0.0 else 1.0)
+    fp = fh if abs(fh) > 1e-100 else 0.0  # fh² would be subnormal (slow) and negligible
+    hfsq = 0.5 * fp * fp
+    s = fp / (2.0 + fp)
+    z = s * s
+    w = z * z
+    t1 = w * _sf_fma(
+        w, _sf_fma(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01
+    )
+    t2 = z * _sf_fma(
+        w,
+        _sf_fma(
+            w,
+            _sf_fma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+            2.857142874366239149e-01,
+        ),
+        6.666666666666735130e-01,
+    )
+    r = t2 + t1
+    return dk * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + _sf_fma(dk, 1.90821492927058770002e-10, corr))) - fh
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_atanh(x):
+    """Inverse hyperbolic tangent; odd (atanh(-0) = -0), atanh(±1) = ±inf, |x| > 1 → nan.
+
+    Method: atanh(a) = log1p(q)/2 for a = |x|, q = 2a/(1 - a), with 1 - a exactly as hi + lo
+    (Fast2Sum) and q's low part from the FMA residual 2a - q·(1 - a), then `_sf_log_core` on
+    (1 + q) + the rounding errors. Below 1e-100, atanh(a) = a. Measured error:
+    0.79 ULP (at x = 0.17106069159318937; 440,000 points).
+    """
+    a = abs(x)
+    # c = a, except where the result is picked below: a = 1, a > 1, nan, and a <= 1e-100
+    # (atanh(a) = a + a³/3 rounds to a; c = a would make slow subnormal intermediates).
+    c = a if (a < 1.0) & (a > 1e-100) else 0.5
+    # atanh(c) = log1p(q)/2, q = 2c/(1 - c); 1 - c = b + bl exactly, q as hi + lo
+    b = 1.0 - c
+    bl = (1.0 - b) - c
+    q = 2.0 * c / b
+    ql = (_sf_fma(-q, b, 2.0 * c) - q * bl) / b
+    u = 1.0 + q
+    r = 0.5 * _sf_log_core(u, 0.0, (q - (u - 1.0)) + ql)
+    r = a if a <= 1e-100 else r
+    r = math.inf if a == 1.0 else r
+    r = math.nan if not (a <= 1.0) else r
+    return math.copysign(r, x)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log1p(x):
+    """log(1 + x), relatively accurate for tiny x; log1p(-1) = -inf, log1p(x < -1) = nan.
+
+    Method: `_sf_log_core` on u + d = 1 + x with u = fl(1 + x) and d = x - (u - 1), its
+    rounding error (exact while u < 2^53; beyond, d is a negligible ~ulp(u)). Where
+    u is in [√½, √2) the kernel's f + d is x itself (fdlibm's log1p); log1p(x) = x for
+    |x| < 2^-54, subnormals and ±0 included. Measured error: 0.79 ULP (at
+    x = 1.7178709377659298; 440,000 points).
+    """
+    u = 1.0 + x
+    r = _sf_log_core(u, 0.0, x - (u - 1.0))
+    r = x if not (x < math.inf) else r
+    r = x if x == 0.0 else r  # keeps the sign of -0
+    r = -math.inf if x == -1.0 else r
+    return math.nan if x < -1.0 else r
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def _sf_logcosh(x):
     """log(cosh(x)) for all x, relatively accurate at the zero x = 0.
 
-    Method: x²/2 below |x| = 1e-8. Up to 1.3, log1p(t) with t = cosh x - 1 = x²/2 + x⁴/24
-    + ... summed in double-double and evaluated as log(u) + u_lo/u, u + u_lo = 1 + t: a
-    rounded t costs up to 3 ULP where t and the result straddle a power of two, and libm's
-    sinh is 1.7 ULP off. Above, |x| - ln 2 + log1p(e^-2|x|) with the difference exact
-    (two-sum), which cannot overflow. Measured error: 1.1 ULP.
+    Method: with a = |x| and E = expm1(a), log1p(w) where w = cosh a - 1 = E²/(2(1 + E))
+    for a <= 1.3 (no cancellation: w keeps the relative accuracy of E), and
+    a - ln 2 + log1p(e^-2a) with e^-2a = 1/(1 + E)² and the difference exact (two-sum)
+    above, which cannot overflow. Both regions share one expm1 and one log1p (the argument
+    of log1p is selected per element), so the function stays cheap in a vectorized loop.
+    Measured error: 2.6 ULP (the square of E doubles its rounding error).
     """
     a = abs(x)
-    if a < 1e-8:  # x²/2 (1 - x²/6): the correction is below 2e-17
-        return (0.5 * a) * a
-    if a <= 1.3:
-        s = a * a
-        s_lo = _sf_mul_err(a, a)
-        c = 1.0
-        for k in range(10, 0, -1):  # cosh a - 1 - a²/2 = a⁴/24 (1 + a²/30 (1 + ...))
-            c = 1.0 + s * c / ((2 * k + 3) * (2 * k + 4))
-        g = (0.5 * s) * (s * c / 12.0)  # at most 0.12 of t, so its rounding hardly counts
-        t = 0.5 * s + g
-        t_lo = ((0.5 * s - t) + g) + 0.5 * s_lo
-        u = 1.0 + t  # log1p(t + t_lo) = log(u + u_lo): glibc's log errs less than log1p
-        return math.log(u) + (((1.0 - u) + t) + t_lo) / u
-    if a == math.inf:
-        return a
+    e = _sf_expm1(a)
+    small = a <= 1.3
+    u = 1.0 + e
+    w = (e * e) / (u + u)
+    lg = _sf_log1p(w if small else 1.0 / (u * u))
     h = a - 0.6931471805599453
     h_lo = (a - h) - 0.6931471805599453  # exact rounding error of h (a > ln 2)
-    return h + ((math.log1p(math.exp(-2.0 * a)) - 2.3190468138462996e-17) + h_lo)
+    large = h + ((lg - 2.3190468138462996e-17) + h_lo)
+    return lg if small else (a if a == math.inf else large)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_tanh(x):
+    """tanh x for float64 x, vectorizable.
+
+    Method: with a = |x| and E = e^(2a) - 1 (`_sf_expm1_core`), w = 2/(E + 2) (the one
+    division) and tanh a = 1 - w from a = 0.55 on (tanh a > 1/2 there, so the rounding of
+    w barely shows); below, tanh a = E/(E + 2) = E·w/2 refined by one Newton step with the
+    exact rounding error of E + 2, which keeps it relatively accurate down to the
+    subnormals. 2a is clamped to 40 above a = 20, where tanh a rounds to 1, so inf/inf
+    cannot arise. The sign goes back on with copysign.
+
+    Special values: tanh(±0) = ±0, tanh(±inf) = ±1, tanh(nan) = nan, subnormal x gives x.
+
+    Measured error: 1.36 ULP.
+    """
+    a = abs(x)
+    z = 2.0 * a if a < 20.0 else 40.0  # tanh rounds to 1 from a = 19.06; no inf/inf
+    e = _sf_expm1_core(z)
+    d = e + 2.0
+    d_lo = (2.0 - d) + e  # e + 2 = d + d_lo exactly (Fast2Sum: e <= 2.004 where it counts)
+    w = 2.0 / d
+    y0 = 0.5 * e * w  # e/d, up to about an ULP off
+    res = _sf_fma(-y0, d, e) - y0 * d_lo  # e - y0·(e + 2), the first term exact
+    small = _sf_fma(res, 0.5 * w, y0)  # one Newton correction of the quotient
+    big = 1.0 - w
+    y = math.copysign(small if a < 0.55 else big, x)
+    return y if x == x else x
 
 
 # ---- scalar cores (11)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_scalar(x):
     """y = f(x), for one element."""
     # outputs (1)
-    return math.tanh(x)
+    return _sf_tanh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y):
     """x = f^-1(y), for one element."""
     # outputs (1)
-    return math.atanh(y)
+    return _sf_atanh(y)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_scalar(x):
     """log|f'(x)|, for one element."""
     # outputs (1)
     return -2*_sf_logcosh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return -math.log1p(-y) - math.log1p(y)
+    return -_sf_log1p(-y) - _sf_log1p(y)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_fldj_scalar(x):
     """y = f(x) and log|f'(x)|, for one element."""
     # outputs (2)
     return (
-        math.tanh(x),
+        _sf_tanh(x),
         -2*_sf_logcosh(x),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_ildj_scalar(y):
     """x = f^-1(y) and log|(f^-1)'(y)|, for one element."""
     # outputs (2)
     return (
-        math.atanh(y),
-        -math.log1p(-y) - math.log1p(y),
+        _sf_atanh(y),
+        -_sf_log1p(-y) - _sf_log1p(y),
     )
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def forward_partials_scalar(x):
     """d f / d (x, parameters...), for one element."""
     # outputs (1)
-    return math.cosh(x)**(-2)
+    return _sf_cosh(x)**(-2)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_partials_scalar(y):
     """d f^-1 / d (y, parameters...), for one element."""
     # outputs (1)
-    return math.cosh((math.atanh(y)))**2
+    return _sf_cosh((_sf_atanh(y)))**2
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def fldj_partials_scalar(x):
     """d log|f'(x)| / d (x, parameters...), for one element."""
     # outputs (1)
-    return -2*math.tanh(x)
+    return -2*_sf_tanh(x)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_partials_scalar(y):
     """d log|(f^-1)'(y)| / d (y, parameters...), for one element."""
     # common subexpressions (1)
-    _t0 = (math.atanh(y))
+    _t0 = (_sf_atanh(y))
     # outputs (1)
-    return 2*math.cosh(_t0)**2*math.tanh(_t0)
+    return 2*_sf_cosh(_t0)**2*_sf_tanh(_t0)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def codomain_scalar():
     """(lo, hi) of the codomain, the image of the domain."""
     # outputs (2)

@@ -16,9 +16,21 @@ from symflow.codegen.templates import BATCH, HEADER, SCALAR, render
 
 __all__ = ["KERNELS", "KernelPlan", "KernelSource", "emit_module"]
 
-#: Elements above which the runtime calls the `*_parallel` kernels. A first estimate:
-#: a prange launch costs ~10 µs, and one element ~20-60 ns of libm work.
+#: Elements from which the runtime calls a module's `*_parallel` kernels, measured by
+#: `python benchmarks/parallel_threshold.py` (2 cores): kernels of plain arithmetic
+#: (AffineScalar's forward, ~0.4 ns per element) gain from threads only from 2^15-2^16
+#: elements (serial / parallel time 1.04 at 32768, 1.51 at 65536); kernels that call the
+#: math library (the issue-6 chain's inverse_and_log_det, ~50 ns per element) from 1024
+#: already (1.41; 1.81 at 4096, 1.96 at 65536).
 PARALLEL_THRESHOLD = 1 << 16
+#: The threshold of modules whose kernels call symflow's math functions (`_sf_*`).
+PARALLEL_THRESHOLD_MATH = 1 << 12
+
+
+def parallel_threshold(helpers) -> int:
+    """The measured threshold for a module whose kernels call `helpers` (a set of names)."""
+    return PARALLEL_THRESHOLD_MATH if helpers else PARALLEL_THRESHOLD
+
 
 #: kernel name → (scalar quantities it returns, whether its input is x or y)
 KERNELS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -111,39 +123,63 @@ def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -
     quantities, side = KERNELS[kernel]
     params = [p.name for p in plan.parameters]
     inp = plan.x.name if side == "x" else plan.y.name
-    lines = [f"    _s{j} = 1 if {p}.shape[0] > 1 else 0\n" for j, p in enumerate(params)]
     loop = "numba.prange" if parallel else "range"
-    lines.append(f"    for _i in {loop}(_n):\n")
-    lines.append(f"        _v = np.float64({inp}[_i])\n")
-    lines.extend(f"        _q{j} = {p}[_i * _s{j}]\n" for j, p in enumerate(params))
-    qargs = "".join(f", _q{j}" for j in range(len(params)))
     if side == "x":
         lo, hi = (None if abs(b) == float("inf") else repr(b) for b in plan.domain)
         region = "domain"
     else:
         lo, hi = (_bound_text(b, printer) for b in plan.codomain)
-        if lo is not None or hi is not None:
-            qs = ", ".join(f"_q{j}" for j in range(len(params)))
-            lines.append(f"        _lo, _hi = codomain_scalar({qs})\n")
-            lo, hi = "_lo" if lo is not None else None, "_hi" if hi is not None else None
         region = "codomain"
-    tests = [t for t in (lo and f"_v < {lo}", hi and f"_v > {hi}") if t]
     core = "_".join(quantities) + "_scalar"
-    stores = (
-        ["            out[0, _i] = _r\n"]
-        if n_out == 1
-        else [f"            out[{k}, _i] = _r[{k}]\n" for k in range(n_out)]
-    )
-    if tests:
-        lines.append(f"        if {' or '.join(tests)}:\n")
-        lines.append("            _bad += 1\n")
-        lines.extend(f"            out[{k}, _i] = np.nan\n" for k in range(n_out))
-        lines.append("        else:\n")
-        lines.append(f"            _r = {core}(_v{qargs})\n")
-        lines.extend(stores)
+
+    def body(indent: str, qs: list[str], load: bool) -> list[str]:
+        out = [f"{indent}_v = np.float64({inp}[_i])\n"]
+        if load:
+            out.extend(
+                f"{indent}{q} = {p}[_i * _s{j}]\n"
+                for j, (q, p) in enumerate(zip(qs, params, strict=True))
+            )
+        bounds = lo, hi
+        if side == "y" and (lo is not None or hi is not None):
+            out.append(f"{indent}_lo, _hi = codomain_scalar({', '.join(qs)})\n")
+            bounds = "_lo" if lo is not None else None, "_hi" if hi is not None else None
+        tests = [
+            t for t in (bounds[0] and f"_v < {bounds[0]}", bounds[1] and f"_v > {bounds[1]}") if t
+        ]
+        call = f"{core}({', '.join(['_v', *qs])})"
+        stores = (
+            ["out[0, _i] = _r"]
+            if n_out == 1
+            else [f"out[{k}, _i] = _r[{k}]" for k in range(n_out)]
+        )
+        if not tests:
+            return [*out, f"{indent}_r = {call}\n", *(f"{indent}{st}\n" for st in stores)]
+        return [
+            *out,
+            f"{indent}if {' or '.join(tests)}:\n",
+            f"{indent}    _bad += 1\n",
+            *(f"{indent}    out[{k}, _i] = np.nan\n" for k in range(n_out)),
+            f"{indent}else:\n",
+            f"{indent}    _r = {call}\n",
+            *(f"{indent}    {st}\n" for st in stores),
+        ]
+
+    lines = [f"    _s{j} = 1 if {p}.shape[0] > 1 else 0\n" for j, p in enumerate(params)]
+    if params:
+        lines.append(f"    if {' + '.join(f'_s{j}' for j in range(len(params)))} == 0:\n")
+        lines.append(
+            "        # every parameter is one value, held in locals: a load in the loop\n"
+        )
+        lines.append("        # could alias `out`, which would keep LLVM from vectorizing it\n")
+        lines.extend(f"        _p{j} = {p}[0]\n" for j, p in enumerate(params))
+        lines.append(f"        for _i in {loop}(_n):\n")
+        lines.extend(body("            ", [f"_p{j}" for j in range(len(params))], False))
+        lines.append("    else:\n")
+        lines.append(f"        for _i in {loop}(_n):\n")
+        lines.extend(body("            ", [f"_q{j}" for j in range(len(params))], True))
     else:
-        lines.append(f"        _r = {core}(_v{qargs})\n")
-        lines.extend(s[4:] for s in stores)
+        lines.append(f"    for _i in {loop}(_n):\n")
+        lines.extend(body("        ", [], False))
     docs = " and ".join(_DOCS[q] for q in quantities)
     return render(
         BATCH,
@@ -205,7 +241,7 @@ def emit_module(plan: KernelPlan) -> KernelSource:
         summary=summary,
         hash=plan.hash,
         parameters=tuple(params),
-        parallel_threshold=PARALLEL_THRESHOLD,
+        parallel_threshold=parallel_threshold(printer.helpers),
     )
     helpers = sorted(printer.helpers)
     parts = [header]

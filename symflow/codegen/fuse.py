@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from symflow.codegen.emit import PARALLEL_THRESHOLD, KernelSource
+from symflow.codegen.emit import KernelSource, parallel_threshold
 from symflow.codegen.mathlib import helper_sources
 from symflow.codegen.printer import KernelPrinter
 from symflow.codegen.templates import FUSED_BATCH, FUSED_HEADER, render
@@ -233,7 +233,8 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
     doc = f"{_DOCS[kernel]}, for one element."
     lines = [
         "",
-        '@numba.njit(cache=True, error_model="numpy")',
+        # Inlined by Numba into each batch loop, so that LLVM sees one loop body to vectorize.
+        '@numba.njit(cache=True, error_model="numpy", forceinline=True)',
         f"def {kernel}_scalar({', '.join([inp_name, *arg_names, *consts])}):",
         f'    """{doc}"""',
         f"    _z = {inp_name}",
@@ -290,7 +291,9 @@ def _batch(kernel: str, arg_names: list[str], table: dict, parallel: bool) -> st
     if arg_names:
         lines.append(f"    if {' + '.join(f'_s{j}' for j in range(len(arg_names)))} == 0:\n")
         lines.append("        # every parameter is one value: parameter-only terms once\n")
-        qs = [f"{a}[0]" for a in arg_names]
+        # Held in locals: a load in the loop could alias `out`, which blocks vectorizing.
+        lines.extend(f"        _p{j} = {a}[0]\n" for j, a in enumerate(arg_names))
+        qs = [f"_p{j}" for j in range(len(arg_names))]
         if consts:
             lhs = consts[0] if len(consts) == 1 else ", ".join(consts)
             lines.append(f"        {lhs} = {kernel}_constants({', '.join(qs)})\n")
@@ -340,7 +343,7 @@ def emit_chain_module(plan: ChainPlan) -> KernelSource:
         members="\n".join(members),
         hash=plan.hash,
         parameters=tuple(arg_names),
-        parallel_threshold=PARALLEL_THRESHOLD,
+        parallel_threshold=parallel_threshold(printer.helpers),
         kernels=tuple(kernels),
     )
     helpers = sorted(printer.helpers)

@@ -11,7 +11,7 @@ import functools
 import hashlib
 from pathlib import Path
 
-from symflow.codegen.emit import PARALLEL_THRESHOLD
+from symflow.codegen.emit import PARALLEL_THRESHOLD, PARALLEL_THRESHOLD_MATH
 from symflow.symbolic.spec import BijectorSpec
 
 __all__ = ["CODEGEN_OPTIONS", "FORMAT_VERSION", "compiler_fingerprint", "spec_hash"]
@@ -21,7 +21,7 @@ FORMAT_VERSION = 1
 CODEGEN_OPTIONS = (
     ("error_model", "numpy"),
     ("format", FORMAT_VERSION),
-    ("parallel_threshold", PARALLEL_THRESHOLD),
+    ("parallel_threshold", PARALLEL_THRESHOLD, PARALLEL_THRESHOLD_MATH),
 )
 
 _PACKAGE = Path(__file__).resolve().parent.parent

@@ -1,48 +1,41 @@
-"""Sources of the scalar special functions that generated kernels need and Numba lacks.
+"""Sources of the special functions that generated kernels paste in, and the registry of all.
 
-A generated kernel module imports only `math`, `numba` and `numpy as np`. When an
-expression calls a function Numba does not provide, the code generator pastes the source of
-a helper from `HELPERS` into the module (`helper_sources` gives the text, dependencies
-first). Each helper is written below as an ordinary module-level function so that it is
-linted, formatted and readable like the rest of the package; its `Helper.source` is that
-function's text with `@numba.njit(cache=True)` put in front. The functions therefore obey
-the rules of pasted code: they use only `math`, `np`, float literals and other helpers, keep
-every constant inline, and hold no module-level state. They follow Numba's floating-point
-semantics (`math.log(0.0)` is -inf, `math.log(-1.0)` is nan); called from CPython some edge
-cases raise instead.
+A generated kernel module imports only `math`, `numba` (with `numba.extending`) and `numpy
+as np`. When an expression calls a function Numba does not provide, or one that symflow
+implements in vectorizable form (`symflow.codegen.printer.VECTOR_FUNCTIONS`), the code
+generator pastes the source of a helper from `HELPERS` into the module (`helper_sources`
+gives the text, dependencies first). Each helper is an ordinary module-level function, so
+it is linted, formatted, readable and callable from CPython like the rest of the package;
+`Helper.source` is its text behind a `@numba.njit(cache=True, error_model="numpy"...)` line
+(see `symflow.codegen.helperbase`). The functions obey the rules of pasted code: only
+`math`, `np`, literals and other helpers, every constant inline, no module-level state.
+
+`HELPERS` holds the scalar special functions of this module (`SCALAR_HELPERS`), the
+intrinsics of `helperbase`, and the vectorizable elementary functions of `vm_exp`, `vm_log`
+and `vm_erf`. The log-hyperbolic and logistic helpers below are branch-free compositions of
+those (every piece computed, one selected per element), so a loop that calls them still
+vectorizes; the inverse-CDF, Lambert W and cube-root helpers keep their branches and libm
+calls, and a loop that calls them stays scalar.
 
 "Measured error" in a docstring is the largest error found against 50-digit mpmath values
 at 20,000-45,000 points spread over the function's range (random magnitudes and hand-picked
-extremes), in ULPs of the correctly rounded result, with glibc 2.36's libm; a correctly
-rounded function scores 0.5. `tests/test_mathlib.py` asserts these bounds at a few hundred
-points per helper.
+extremes), in ULPs of the correctly rounded result; a correctly rounded function scores
+0.5. `tests/test_mathlib.py` asserts these bounds at a few hundred points per helper.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["HELPERS", "Helper", "helper_sources"]
+from symflow.codegen import vm_erf, vm_exp, vm_log
+from symflow.codegen.helperbase import INTRINSICS, Helper, njit_helper
+from symflow.codegen.vm_exp import _sf_exp, _sf_expm1
+from symflow.codegen.vm_log import _sf_atanh, _sf_log, _sf_log1p
 
-
-@dataclass(frozen=True)
-class Helper:
-    """One helper function as source text.
-
-    Attributes:
-        name: The function's name in `source`, e.g. ``"_sf_erfinv"``.
-        source: Text of one top-level function; first line ``@numba.njit(cache=True)``.
-        requires: Names of the other helpers it calls.
-    """
-
-    name: str
-    source: str
-    requires: tuple[str, ...] = ()
+__all__ = ["HELPERS", "SCALAR_HELPERS", "Helper", "helper_sources"]
 
 
 # Normal distribution and error-function inverses
@@ -292,14 +285,10 @@ def _sf_lambertw(x):
 def _sf_softplus(x):
     """softplus(x) = log(1 + e^x) for all x, without overflow.
 
-    Method: x + log1p(e^-x) for x > 0; log1p(e^x) for -37 < x <= 0; e^x below -37, where
-    log1p(e) = e(1 - e/2 + ...) with e < 1e-16 rounds to e. Measured error: 1.4 ULP.
+    Method: max(x, 0) + log1p(e^-|x|), branch-free so that a kernel's loop vectorizes.
+    Measured error: 1.4 ULP.
     """
-    if x > 0.0:
-        return x + math.log1p(math.exp(-x))
-    if x > -37.0:
-        return math.log1p(math.exp(x))
-    return math.exp(x)
+    return max(x, 0.0) + _sf_log1p(_sf_exp(-abs(x)))
 
 
 def _sf_log_sigmoid(x):
@@ -315,7 +304,7 @@ def _sf_sigmoid(x):
     x give e^x down to the subnormals. Measured error: 1.9 ULP (exp's rounding when σ and e
     fall in different binades).
     """
-    e = math.exp(-abs(x))
+    e = _sf_exp(-abs(x))
     s = 1.0 + e
     s_lo = (1.0 - s) + e  # 1 + e = s + s_lo exactly
     q = (1.0 if x >= 0.0 else e) / s
@@ -327,25 +316,26 @@ def _sf_logit(p):
 
     Method: 2·atanh(2p - 1) for 1/4 <= p <= 3/4 (2p - 1 exact, so the zero at 1/2 keeps
     relative accuracy), log(p) - log1p(-p) below, log1p(-q) - log(q) with q = 1 - p exact
-    above. Measured error: 1.6 ULP.
+    above; all three are computed and one is selected (no branches: the loop vectorizes).
+    Measured error: 1.6 ULP.
     """
-    if 0.25 <= p <= 0.75:
-        return 2.0 * math.atanh(2.0 * p - 1.0)
-    if p < 0.25:
-        return math.log(p) - math.log1p(-p)
     q = 1.0 - p
-    return math.log1p(-q) - math.log(q)
+    centre = 2.0 * _sf_atanh(2.0 * p - 1.0)
+    low = _sf_log(p) - _sf_log1p(-p)
+    high = _sf_log1p(-q) - _sf_log(q)
+    return centre if 0.25 <= p <= 0.75 else (low if p < 0.25 else high)
 
 
 def _sf_log1mexp(a):
     """log(1 - e^-a) for a >= 0; 0 → -inf, inf → 0, nan below 0.
 
     Method (Mächler 2012): log(-expm1(-a)) for a <= ln 2, log1p(-exp(-a)) above, each
-    where its inner function does not cancel. Measured error: 1.5 ULP.
+    where its inner function does not cancel; both computed, one selected (vectorizes).
+    Measured error: 1.5 ULP.
     """
-    if a <= 0.6931471805599453:
-        return math.log(-math.expm1(-a))
-    return math.log1p(-math.exp(-a))
+    small = _sf_log(-_sf_expm1(-a))
+    large = _sf_log1p(-_sf_exp(-a))
+    return small if a <= 0.6931471805599453 else large
 
 
 def _sf_softplus_inverse(y):
@@ -354,47 +344,39 @@ def _sf_softplus_inverse(y):
     Method: below 0.45, log(y) + log1p(expm1(y)/y - 1) with that ratio as a series (log(y)
     is nearly correctly rounded); on [0.45, 1.386], log1p(2·expm1(y - ln 2)) with y - ln 2
     exact in double-double, so the zero at ln 2 keeps relative accuracy; above,
-    y + log1p(-e^-y), which cannot overflow. Measured error: 1.9 ULP (libm's expm1, log1p).
+    y + log1p(-e^-y), which cannot overflow. All three are computed and one is selected, so
+    that a kernel's loop vectorizes. Measured error: 1.9 ULP.
     """
-    if y < 0.45:
-        s = 1.0  # expm1(y)/y - 1 = (y/2)(1 + y/3 (1 + y/4 (...)))
-        for n in range(16, 2, -1):
-            s = 1.0 + y * s / n
-        return math.log(y) + math.log1p(0.5 * y * s)
-    if y <= 1.386:
-        d = (y - 0.6931471805599453) - 2.3190468138462996e-17
-        return math.log1p(2.0 * math.expm1(d))
-    return y + math.log1p(-math.exp(-y))
+    s = 1.0  # expm1(y)/y - 1 = (y/2)(1 + y/3 (1 + y/4 (...)))
+    for n in range(16, 2, -1):
+        s = 1.0 + y * s * (1.0 / n)
+    small = _sf_log(y) + _sf_log1p(0.5 * y * s)
+    d = (y - 0.6931471805599453) - 2.3190468138462996e-17
+    middle = _sf_log1p(2.0 * _sf_expm1(d))
+    large = y + _sf_log1p(-_sf_exp(-y))
+    return small if y < 0.45 else (middle if y <= 1.386 else large)
 
 
 def _sf_logcosh(x):
     """log(cosh(x)) for all x, relatively accurate at the zero x = 0.
 
-    Method: x²/2 below |x| = 1e-8. Up to 1.3, log1p(t) with t = cosh x - 1 = x²/2 + x⁴/24
-    + ... summed in double-double and evaluated as log(u) + u_lo/u, u + u_lo = 1 + t: a
-    rounded t costs up to 3 ULP where t and the result straddle a power of two, and libm's
-    sinh is 1.7 ULP off. Above, |x| - ln 2 + log1p(e^-2|x|) with the difference exact
-    (two-sum), which cannot overflow. Measured error: 1.1 ULP.
+    Method: with a = |x| and E = expm1(a), log1p(w) where w = cosh a - 1 = E²/(2(1 + E))
+    for a <= 1.3 (no cancellation: w keeps the relative accuracy of E), and
+    a - ln 2 + log1p(e^-2a) with e^-2a = 1/(1 + E)² and the difference exact (two-sum)
+    above, which cannot overflow. Both regions share one expm1 and one log1p (the argument
+    of log1p is selected per element), so the function stays cheap in a vectorized loop.
+    Measured error: 2.6 ULP (the square of E doubles its rounding error).
     """
     a = abs(x)
-    if a < 1e-8:  # x²/2 (1 - x²/6): the correction is below 2e-17
-        return (0.5 * a) * a
-    if a <= 1.3:
-        s = a * a
-        s_lo = _sf_mul_err(a, a)
-        c = 1.0
-        for k in range(10, 0, -1):  # cosh a - 1 - a²/2 = a⁴/24 (1 + a²/30 (1 + ...))
-            c = 1.0 + s * c / ((2 * k + 3) * (2 * k + 4))
-        g = (0.5 * s) * (s * c / 12.0)  # at most 0.12 of t, so its rounding hardly counts
-        t = 0.5 * s + g
-        t_lo = ((0.5 * s - t) + g) + 0.5 * s_lo
-        u = 1.0 + t  # log1p(t + t_lo) = log(u + u_lo): glibc's log errs less than log1p
-        return math.log(u) + (((1.0 - u) + t) + t_lo) / u
-    if a == math.inf:
-        return a
+    e = _sf_expm1(a)
+    small = a <= 1.3
+    u = 1.0 + e
+    w = (e * e) / (u + u)
+    lg = _sf_log1p(w if small else 1.0 / (u * u))
     h = a - 0.6931471805599453
     h_lo = (a - h) - 0.6931471805599453  # exact rounding error of h (a > ln 2)
-    return h + ((math.log1p(math.exp(-2.0 * a)) - 2.3190468138462996e-17) + h_lo)
+    large = h + ((lg - 2.3190468138462996e-17) + h_lo)
+    return lg if small else (a if a == math.inf else large)
 
 
 def _sf_logsinh(x):
@@ -404,43 +386,42 @@ def _sf_logsinh(x):
     [0.36, 1.5], around the zero x0 = asinh(1), log(1 + t) with t = sinh(x0 + d) - 1 =
     √2 sinh d + cosh d - 1 summed in double-double from d = x - x0 (two-sum) and evaluated
     as log(u) + u_lo/u, so the zero keeps relative accuracy. Above, x - ln 2 +
-    log1p(-e^-2x) with the difference exact. Measured error: 1.4 ULP.
+    log1p(-e^-2x) with the difference exact. The pieces are all computed and one is
+    selected, so that a kernel's loop vectorizes. Measured error: 1.4 ULP.
     """
-    if x < 0.36:
-        s = x * x
-        sa = 1.0  # sinh(x)/x - 1 = x²/6 (1 + x²/20 (1 + x²/42 (...)))
-        for k in range(5, 0, -1):
-            sa = 1.0 + s * sa / ((2 * k + 2) * (2 * k + 3))
-        return math.log(x) + math.log1p(s / 6.0 * sa)
-    if x <= 1.5:
-        d = x - 0.881373587019543  # d + d_lo = x - asinh(1), by two-sum
-        b = d - x
-        d_lo = ((x - (d - b)) + (-0.881373587019543 - b)) + 2.250545892825866e-17
-        p = 1.4142135623730951 * d  # fl(√2)·d = p + p_lo and d² = s + s_lo exactly
-        p_lo = _sf_mul_err(d, 1.4142135623730951)
-        s = d * d
-        s_lo = _sf_mul_err(d, d)
-        sa = 1.0  # sinh d - d = d³/6 (1 + d²/20 (1 + ...))
-        ca = 1.0  # cosh d - 1 - d²/2 = d⁴/24 (1 + d²/30 (1 + ...))
-        for k in range(8, 0, -1):
-            sa = 1.0 + s * sa / ((2 * k + 2) * (2 * k + 3))
-            ca = 1.0 + s * ca / ((2 * k + 3) * (2 * k + 4))
-        # t = √2 sinh d + cosh d - 1 = m + m_lo: the leading terms √2·d + d²/2 by
-        # fast two-sums (each addend smaller than the sum), the rest only rounded.
-        q = 1.4142135623730951 * d * s / 6.0 * sa + s * s / 24.0 * ca
-        m0 = p + 0.5 * s
-        m = m0 + q
-        m_lo = (((p - m0) + 0.5 * s) + ((m0 - m) + q)) + (p_lo + 0.5 * s_lo)
-        m_lo += -9.667293313452913e-17 * d + d_lo * (1.4142135623730951 + d)
-        u = 1.0 + m  # log1p(m + m_lo) = log(u + u_lo), u_lo by two-sum
-        b = u - 1.0
-        u_lo = ((1.0 - (u - b)) + (m - b)) + m_lo
-        return math.log(u) + u_lo / u
-    if x == math.inf:
-        return x
+    s = x * x
+    sa = 1.0  # sinh(x)/x - 1 = x²/6 (1 + x²/20 (1 + x²/42 (...)))
+    for k in range(5, 0, -1):
+        sa = 1.0 + s * sa * (1.0 / ((2 * k + 2) * (2 * k + 3)))
+    small = _sf_log(x) + _sf_log1p(s / 6.0 * sa)
+    d = x - 0.881373587019543  # d + d_lo = x - asinh(1), by two-sum
+    b = d - x
+    d_lo = ((x - (d - b)) + (-0.881373587019543 - b)) + 2.250545892825866e-17
+    p = 1.4142135623730951 * d  # fl(√2)·d = p + p_lo and d² = s + s_lo exactly
+    p_lo = _sf_mul_err(d, 1.4142135623730951)
+    s = d * d
+    s_lo = _sf_mul_err(d, d)
+    sa = 1.0  # sinh d - d = d³/6 (1 + d²/20 (1 + ...))
+    ca = 1.0  # cosh d - 1 - d²/2 = d⁴/24 (1 + d²/30 (1 + ...))
+    for k in range(8, 0, -1):
+        sa = 1.0 + s * sa * (1.0 / ((2 * k + 2) * (2 * k + 3)))
+        ca = 1.0 + s * ca * (1.0 / ((2 * k + 3) * (2 * k + 4)))
+    # t = √2 sinh d + cosh d - 1 = m + m_lo: the leading terms √2·d + d²/2 by
+    # fast two-sums (each addend smaller than the sum), the rest only rounded.
+    q = 1.4142135623730951 * d * s / 6.0 * sa + s * s / 24.0 * ca
+    m0 = p + 0.5 * s
+    m = m0 + q
+    m_lo = (((p - m0) + 0.5 * s) + ((m0 - m) + q)) + (p_lo + 0.5 * s_lo)
+    m_lo += -9.667293313452913e-17 * d + d_lo * (1.4142135623730951 + d)
+    u = 1.0 + m  # log1p(m + m_lo) = log(u + u_lo), u_lo by two-sum
+    b = u - 1.0
+    u_lo = ((1.0 - (u - b)) + (m - b)) + m_lo
+    middle = _sf_log(u) + u_lo / u
     h = x - 0.6931471805599453
     h_lo = (x - h) - 0.6931471805599453
-    return h + ((math.log1p(-math.exp(-2.0 * x)) - 2.3190468138462996e-17) + h_lo)
+    large = h + ((_sf_log1p(-_sf_exp(-2.0 * x)) - 2.3190468138462996e-17) + h_lo)
+    large = x if x == math.inf else large
+    return small if x < 0.36 else (middle if x <= 1.5 else large)
 
 
 def _sf_cbrt(x):
@@ -472,12 +453,9 @@ def _sf_cbrt(x):
 # Registry
 
 
-def _helper(func: Callable, *requires: Callable) -> Helper:
-    source = "@numba.njit(cache=True)\n" + inspect.getsource(func)
-    return Helper(func.__name__, source, tuple(sorted(r.__name__ for r in requires)))
+_helper = njit_helper
 
-
-HELPERS: dict[str, Helper] = {
+SCALAR_HELPERS: dict[str, Helper] = {
     h.name: h
     for h in (
         _helper(_sf_mul_err),
@@ -488,18 +466,28 @@ HELPERS: dict[str, Helper] = {
         _helper(_sf_erfinv, _sf_ndtri_guess),
         _helper(_sf_erfcinv, _sf_erfinv, _sf_ndtri_guess),
         _helper(_sf_lambertw, _sf_mul_err),
-        _helper(_sf_softplus),
-        _helper(_sf_log_sigmoid, _sf_softplus),
-        _helper(_sf_sigmoid),
-        _helper(_sf_logit),
-        _helper(_sf_log1mexp),
-        _helper(_sf_softplus_inverse),
-        _helper(_sf_logcosh, _sf_mul_err),
-        _helper(_sf_logsinh, _sf_mul_err),
+        _helper(_sf_softplus, _sf_exp, _sf_log1p, inline=True),
+        _helper(_sf_log_sigmoid, _sf_softplus, inline=True),
+        _helper(_sf_sigmoid, _sf_exp, inline=True),
+        _helper(_sf_logit, _sf_atanh, _sf_log, _sf_log1p, inline=True),
+        _helper(_sf_log1mexp, _sf_exp, _sf_expm1, _sf_log, _sf_log1p, inline=True),
+        _helper(_sf_softplus_inverse, _sf_exp, _sf_expm1, _sf_log, _sf_log1p, inline=True),
+        _helper(_sf_logcosh, _sf_expm1, _sf_log1p, inline=True),
+        _helper(_sf_logsinh, _sf_exp, _sf_log, _sf_log1p, _sf_mul_err, inline=True),
         _helper(_sf_cbrt, _sf_mul_err),
     )
 }
-"""Every helper, keyed by name."""
+"""The scalar special functions of this module, keyed by name."""
+
+HELPERS: dict[str, Helper] = {
+    **SCALAR_HELPERS,
+    **INTRINSICS,
+    **vm_exp.HELPERS,
+    **vm_log.HELPERS,
+    **vm_erf.HELPERS,
+}
+"""Every helper, keyed by name: the scalar ones above, the intrinsics and the vectorizable
+elementary functions of `vm_exp`, `vm_log` and `vm_erf`."""
 
 
 def helper_sources(names: Iterable[str]) -> str:

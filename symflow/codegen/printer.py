@@ -11,9 +11,10 @@ import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.pycode import PythonCodePrinter
 
+from symflow.codegen.mathlib import HELPERS
 from symflow.errors import DeclarationError
 
-__all__ = ["HELPER_FUNCTIONS", "KernelPrinter"]
+__all__ = ["HELPER_FUNCTIONS", "VECTOR_FUNCTIONS", "KernelPrinter"]
 
 #: SymPy functions Numba lacks, by class name → the helper symflow emits for them.
 #: Stable special functions declared in `symflow.symbolic.functions` carry their own
@@ -22,6 +23,26 @@ HELPER_FUNCTIONS: dict[str, str] = {
     "erfinv": "_sf_erfinv",
     "erfcinv": "_sf_erfcinv",
     "LambertW": "_sf_lambertw",
+}
+
+#: Elementary functions printed as calls of symflow's vectorizable implementations
+#: (`symflow.codegen.vm_exp`, `vm_log`, `vm_erf`) instead of `math.*`: Numba lowers `math.*`
+#: to scalar libm calls, which keep LLVM from vectorizing a kernel's loop. A name whose
+#: helper is not registered falls back to `math.*`.
+VECTOR_FUNCTIONS: dict[str, str] = {
+    "exp": "_sf_exp",
+    "expm1": "_sf_expm1",
+    "log": "_sf_log",
+    "log1p": "_sf_log1p",
+    "sinh": "_sf_sinh",
+    "cosh": "_sf_cosh",
+    "tanh": "_sf_tanh",
+    "asinh": "_sf_asinh",
+    "acosh": "_sf_acosh",
+    "atanh": "_sf_atanh",
+    "hypot": "_sf_hypot",
+    "erf": "_sf_erf",
+    "erfc": "_sf_erfc",
 }
 
 
@@ -48,6 +69,13 @@ class KernelPrinter(PythonCodePrinter):
             if expr.func.__name__ == "LambertW"
             else (f"{helper}({', '.join(self._print(a) for a in expr.args)})")
         )
+
+    def _print_vector_function(self, expr):
+        helper = VECTOR_FUNCTIONS[type(expr).__name__]
+        if helper not in HELPERS:
+            return _MATH_PRINTERS[type(expr).__name__](self, expr)
+        self.helpers.add(helper)
+        return f"{helper}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_NegativeInfinity(self, expr):  # noqa: N802
         return "-math.inf"
@@ -98,3 +126,9 @@ class KernelPrinter(PythonCodePrinter):
                 "function and symflow has no implementation of it; rewrite the map with "
                 "elementary functions, erf/erfc, erfinv or LambertW."
             ) from err
+
+
+#: SymPy's own printers of those functions (`math.*` calls), the fallback.
+_MATH_PRINTERS = {n: getattr(PythonCodePrinter, f"_print_{n}") for n in VECTOR_FUNCTIONS}
+for _name in VECTOR_FUNCTIONS:
+    setattr(KernelPrinter, f"_print_{_name}", KernelPrinter._print_vector_function)

@@ -16,6 +16,7 @@ HEADER = '''\
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = {name!r}
@@ -26,7 +27,7 @@ PARALLEL_THRESHOLD = {parallel_threshold!r}
 '''
 
 SCALAR = '''
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def {name}({args}):
     """{doc}"""
 {body}
@@ -57,6 +58,7 @@ FUSED_HEADER = '''\
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 NAME = {name!r}

@@ -282,7 +282,7 @@ class ndtr(_StableFunction):  # noqa: N801
     Stable form: erfc(-x/sqrt(2))/2, accurate down to x = -38.
     """
 
-    numba_helper = "_sf_ndtr"
+    numba_helper = "_sf_ndtr_v"
     latex_name = r"\Phi"
 
     @classmethod
@@ -323,7 +323,7 @@ class log_ndtr(_StableFunction):  # noqa: N801
     asymptotic series of log(erfc) in the lower tail, log1p(-ndtr(-x)) in the upper one.
     """
 
-    numba_helper = "_sf_log_ndtr"
+    numba_helper = "_sf_log_ndtr_v"
     latex_name = r"\log\Phi"
 
     @classmethod

@@ -374,7 +374,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         f"# Trainable parameters (unconstrained θ):\n{names_doc}\n"
         f"# hash:       sha256:{key}\n"
         '"""Fused training kernels: mean NLL + gradient, and the compiled training loop."""\n\n'
-        "import math\n\nimport numba\nimport numpy as np\n\n"
+        "import math\n\nimport numba\nimport numba.extending\nimport numpy as np\n\n"
         f"HASH = {key!r}\n" + "\n".join(consts) + "\n"
     )
     parts = [header]

@@ -1,0 +1,161 @@
+"""What every pasted helper is made of: the `Helper` record and the bit-level primitives.
+
+Generated kernel modules import only `math`, `numba` (with `numba.extending`) and `numpy as
+np`; the special functions they call are pasted in as source. `symflow.codegen.mathlib`
+holds the scalar special functions, `symflow.codegen.vm_exp`, `vm_log` and `vm_erf` the
+vectorizable elementary functions. All of them are written as ordinary module-level
+functions so that they are linted, formatted, readable and callable from CPython; a
+`Helper` carries the text that is pasted, which is that function's source behind a
+`@numba.njit(cache=True, error_model="numpy")` line.
+
+Three primitives cannot be written as plain Python that Numba vectorizes: reading a
+float's IEEE-754 bits as an integer, the reverse, and a fused multiply-add. In a generated
+module they are `numba.extending.intrinsic`s (a bit cast and a call of LLVM's `llvm.fma`),
+which LLVM's loop vectorizer turns into vector instructions. Below, the same names are
+ordinary Python functions with the same results, so a helper that uses them can also be
+called from CPython (in tests, and by the distributions' CPython paths).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = [
+    "INLINE_NJIT_LINE",
+    "INTRINSICS",
+    "NJIT_LINE",
+    "Helper",
+    "_sf_as_bits",
+    "_sf_as_bits32",
+    "_sf_fma",
+    "_sf_from_bits",
+    "_sf_from_bits32",
+    "njit_helper",
+]
+
+NJIT_LINE = '@numba.njit(cache=True, error_model="numpy")\n'
+INLINE_NJIT_LINE = '@numba.njit(cache=True, error_model="numpy", forceinline=True)\n'
+
+
+@dataclass(frozen=True)
+class Helper:
+    """One helper function as source text.
+
+    Attributes:
+        name: The function's name in `source`, e.g. ``"_sf_erfinv"``.
+        source: Text of one top-level function, decorator line first.
+        requires: Names of the other helpers it calls.
+    """
+
+    name: str
+    source: str
+    requires: tuple[str, ...] = ()
+
+
+def njit_helper(func: Callable, *requires: Callable, inline: bool = False) -> Helper:
+    """A `Helper` pasting `func`'s source behind `NJIT_LINE`; `requires` are its callees.
+
+    With `inline`, behind `INLINE_NJIT_LINE`: Numba inlines the function into every caller
+    before LLVM sees it. For helpers that call several vectorizable functions (log-cosh,
+    softplus, ...): LLVM's inliner takes small functions such as `_sf_exp` into a kernel's
+    loop by itself, but not a helper that has already absorbed three of them, and a loop
+    with a call left in it is not vectorized. Numba-level inlining costs compile time, so
+    the small functions are left to LLVM.
+    """
+    source = (INLINE_NJIT_LINE if inline else NJIT_LINE) + inspect.getsource(func)
+    return Helper(func.__name__, source, tuple(sorted(r.__name__ for r in requires)))
+
+
+# CPython twins of the intrinsics
+
+
+def _sf_as_bits(x):
+    """The bits of float64 `x` as a signed int64 (a reinterpretation, not a conversion)."""
+    return struct.unpack("<q", struct.pack("<d", x))[0]
+
+
+def _sf_from_bits(i):
+    """The float64 whose bits are the int64 `i` (wrapped to 64 bits)."""
+    return struct.unpack("<d", struct.pack("<q", ((i + 2**63) % 2**64) - 2**63))[0]
+
+
+def _sf_as_bits32(x):
+    """The bits of float32 `x` as a signed int32 (`x` is rounded to float32 first)."""
+    return struct.unpack("<i", struct.pack("<f", x))[0]
+
+
+def _sf_from_bits32(i):
+    """The float32 (as a Python float) whose bits are the int32 `i` (wrapped to 32 bits)."""
+    return struct.unpack("<f", struct.pack("<i", ((i + 2**31) % 2**32) - 2**31))[0]
+
+
+def _sf_fma(a, b, c):
+    """a·b + c with one rounding (exact rational arithmetic, then round to nearest)."""
+    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+        return a * b + c
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if exact == 0:
+        return a * b + c  # the sign of an exact zero follows IEEE's rules for a·b + c
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.copysign(math.inf, exact.numerator)
+
+
+# Sources pasted into generated modules in place of the twins above
+
+_BITCAST = '''\
+@numba.extending.intrinsic
+def {name}(typingctx, x):
+    """{doc}"""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.{to}(numba.{frm}), codegen
+'''
+
+_FMA = '''\
+@numba.extending.intrinsic
+def _sf_fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+'''
+
+INTRINSICS: dict[str, Helper] = {
+    "_sf_as_bits": Helper(
+        "_sf_as_bits",
+        _BITCAST.format(
+            name="_sf_as_bits", to="int64", frm="float64", doc="The bits of a float64, as int64."
+        ),
+    ),
+    "_sf_from_bits": Helper(
+        "_sf_from_bits",
+        _BITCAST.format(
+            name="_sf_from_bits", to="float64", frm="int64", doc="The float64 with these bits."
+        ),
+    ),
+    "_sf_as_bits32": Helper(
+        "_sf_as_bits32",
+        _BITCAST.format(
+            name="_sf_as_bits32", to="int32", frm="float32", doc="The bits of a float32, as int32."
+        ),
+    ),
+    "_sf_from_bits32": Helper(
+        "_sf_from_bits32",
+        _BITCAST.format(
+            name="_sf_from_bits32", to="float32", frm="int32", doc="The float32 with these bits."
+        ),
+    ),
+    "_sf_fma": Helper("_sf_fma", _FMA),
+}
+"""Intrinsic helpers by name; their CPython twins are the functions of the same name here."""

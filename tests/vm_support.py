@@ -1,0 +1,82 @@
+"""Shared tools for the tests of the pasted helper libraries (not a test module itself).
+
+`compile_helpers` compiles helpers exactly as a generated kernel module would contain them;
+`vector_loop` wraps one in the loop a kernel runs and reports whether LLVM vectorized it;
+`ulp_error` measures a float64 result against a 50-digit mpmath truth.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import mpmath
+from mpmath.libmp import to_float
+
+from symflow.codegen.mathlib import helper_sources
+
+PRELUDE = "import math\n\nimport numba\nimport numba.extending\nimport numpy as np\n\n"
+OVERFLOW = mpmath.mpf(2) ** 1024 - mpmath.mpf(2) ** 970  # from here on, rounding gives inf
+_FOLDER = Path(tempfile.mkdtemp(prefix="symflow-helpers-"))
+_COMPILED: dict[tuple[str, ...], dict] = {}
+
+_LOOP = """
+
+@numba.njit(cache=True, error_model="numpy")
+def _loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = {name}(x[i])
+"""
+
+
+def _module(names: tuple[str, ...], extra: str = "") -> dict:
+    key = (*names, extra)
+    if key not in _COMPILED:
+        text = PRELUDE + helper_sources(names) + extra
+        # A real file: Numba's cache=True needs a source file to key its cache on.
+        path = _FOLDER / f"m{len(_COMPILED)}.py"
+        path.write_text(text)
+        namespace: dict = {}
+        exec(compile(text, str(path), "exec"), namespace)
+        _COMPILED[key] = namespace
+    return _COMPILED[key]
+
+
+def compile_helpers(names: Iterable[str]) -> dict[str, Callable]:
+    """name → the helper compiled by Numba (with everything it requires), once per session."""
+    names = tuple(sorted(names))
+    namespace = _module(names)
+    return {n: namespace[n] for n in names}
+
+
+def vector_loop(name: str, dtype: str = "float64") -> tuple[Callable, bool]:
+    """`_loop(x, out)` applying helper `name` elementwise, and whether LLVM vectorized it.
+
+    Vectorized means the loop's optimized LLVM IR holds vectors of `dtype` (``<4 x double>``
+    and the like), which only the loop vectorizer produces here.
+    """
+    namespace = _module((name,), _LOOP.format(name=name))
+    loop = namespace["_loop"]
+    import numpy as np
+
+    x = np.zeros(8, dtype=dtype)
+    loop(x, np.empty_like(x))
+    ir = loop.inspect_llvm(loop.signatures[0])
+    scalar = "double" if dtype == "float64" else "float"
+    return loop, re.search(rf"<\d+ x {scalar}>", ir) is not None
+
+
+def ulp_error(got: float, truth) -> float:
+    """|got - truth| in ULPs of the correctly rounded truth (0.5 for correct rounding).
+
+    An infinite or nan result counts as 0 if it equals the rounded truth, else as inf.
+    """
+    rounded = (
+        to_float(truth._mpf_, rnd="n") if abs(truth) < OVERFLOW else math.copysign(math.inf, truth)
+    )
+    if math.isinf(rounded) or math.isinf(got) or math.isnan(got):
+        return 0.0 if got == rounded else math.inf
+    return float(abs(mpmath.mpf(got) - truth) / mpmath.mpf(math.ulp(rounded)))
