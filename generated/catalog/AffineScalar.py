@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:40c3f685469bd01384de4854f9623520ad6c3dd3011a7c888ff9f9104af885ff
+# hash:       sha256:7e98ba54a2e453abd1b14ea120cb55dc78be3138d33c72a6fb35ee40264df02f
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '40c3f685469bd01384de4854f9623520ad6c3dd3011a7c888ff9f9104af885ff'
+HASH = '7e98ba54a2e453abd1b14ea120cb55dc78be3138d33c72a6fb35ee40264df02f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:bd9914c0bfac435a68eb9b789c55e25383ff3f0368385d7c4615352c2a48345f
+# hash:       sha256:358761f229d3043668555555995a35d4676fa122a073a8abc3269003e050f162
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = 'bd9914c0bfac435a68eb9b789c55e25383ff3f0368385d7c4615352c2a48345f'
+HASH = '358761f229d3043668555555995a35d4676fa122a073a8abc3269003e050f162'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

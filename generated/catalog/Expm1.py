@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:5d38791a1a1375ade565eb1d6b1c88bdb5a8d009f43847feb1cbb4498b3a657e
+# hash:       sha256:134bb760bf1092695c6f131f278076369ab4264852dce54a2b6dc6cb7b7d5971
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '5d38791a1a1375ade565eb1d6b1c88bdb5a8d009f43847feb1cbb4498b3a657e'
+HASH = '134bb760bf1092695c6f131f278076369ab4264852dce54a2b6dc6cb7b7d5971'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:0a1a26936fb065637989727c09ed541ab326addd7d980dd4979b573031b006e6
+# hash:       sha256:c8e2a5fbf95650a0fd9c266200a595152fd2e271d1d6fbb77d09ea7b4eab6576
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '0a1a26936fb065637989727c09ed541ab326addd7d980dd4979b573031b006e6'
+HASH = 'c8e2a5fbf95650a0fd9c266200a595152fd2e271d1d6fbb77d09ea7b4eab6576'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

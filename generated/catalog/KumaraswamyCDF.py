@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:7759e7770560886f84ebf2ce8687c42d462132e7c39a94ac5fb929ae4ab6a913
+# hash:       sha256:fed9d06254409a812cb4b5556d79a28e52fb43bf489eba81a9ef996a4cf638a6
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = '7759e7770560886f84ebf2ce8687c42d462132e7c39a94ac5fb929ae4ab6a913'
+HASH = 'fed9d06254409a812cb4b5556d79a28e52fb43bf489eba81a9ef996a4cf638a6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

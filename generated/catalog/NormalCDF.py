@@ -11,7 +11,7 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:a93b1b8a959a68b11f06a9be0e5f0c578ae10ccb9c671e6ca550a28755dbcf80
+# hash:       sha256:bbeb78e849e0a07056c024b6ccba8edafb684d382833d8f61978612b7ea06268
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = 'a93b1b8a959a68b11f06a9be0e5f0c578ae10ccb9c671e6ca550a28755dbcf80'
+HASH = 'bbeb78e849e0a07056c024b6ccba8edafb684d382833d8f61978612b7ea06268'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:65f2681cee0785c3e85ff57ce506152b104185dfcca6b657495f2d36e4fbe45e
+# hash:       sha256:76ac02cb3e76865f3ca6401104dc84bb32a7bcae48e05cf2dfe854f4742768b8
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '65f2681cee0785c3e85ff57ce506152b104185dfcca6b657495f2d36e4fbe45e'
+HASH = '76ac02cb3e76865f3ca6401104dc84bb32a7bcae48e05cf2dfe854f4742768b8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:8f1bc47554eba1a54e938c085ff6cabd448cd15116a388d4bb16643f649ce8dc
+# hash:       sha256:137a72136eb3b413b6678af0535bcd2ffa014397542d0c4a9a48ecadd98ca02a
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '8f1bc47554eba1a54e938c085ff6cabd448cd15116a388d4bb16643f649ce8dc'
+HASH = '137a72136eb3b413b6678af0535bcd2ffa014397542d0c4a9a48ecadd98ca02a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

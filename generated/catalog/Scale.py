@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:5027c0b2e6cff5107ae511ab0d2d4749d6153194c90edb44857e9f0b0853959c
+# hash:       sha256:6c644d059738c7b123f608c5d4057a868aa899c46c244958a25d18d0074a2168
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '5027c0b2e6cff5107ae511ab0d2d4749d6153194c90edb44857e9f0b0853959c'
+HASH = '6c644d059738c7b123f608c5d4057a868aa899c46c244958a25d18d0074a2168'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

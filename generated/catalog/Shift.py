@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:d5bc6bb8ecb208c05b033216e3590ab6ab3c1ec2559ecc32357d8b4ff8241f99
+# hash:       sha256:15ddf0bca6efd61335099f6fdca0c79eb82c0c8dc288d3e6876e544daecc69ec
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'd5bc6bb8ecb208c05b033216e3590ab6ab3c1ec2559ecc32357d8b4ff8241f99'
+HASH = '15ddf0bca6efd61335099f6fdca0c79eb82c0c8dc288d3e6876e544daecc69ec'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 

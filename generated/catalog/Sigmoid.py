@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:f66849134d4f4948d9e1a081be1da8b1b4b7acc72d8b22922fd26caa80270c8d
+# hash:       sha256:0c30a32d0f8d393e2a47b7c4fd7c237b08984e303ded694a10d6758342c6ca3a
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'f66849134d4f4948d9e1a081be1da8b1b4b7acc72d8b22922fd26caa80270c8d'
+HASH = '0c30a32d0f8d393e2a47b7c4fd7c237b08984e303ded694a10d6758342c6ca3a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:3d2a24a11a820e55c605c91a99f2bdaa6d6b0e97c12083cbecb50ea05c7cc6ab
+# hash:       sha256:32f1a10cc80c3931e2b8f233bae7a764c1aeb84a05697c343bbc64ed1c31c1f5
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '3d2a24a11a820e55c605c91a99f2bdaa6d6b0e97c12083cbecb50ea05c7cc6ab'
+HASH = '32f1a10cc80c3931e2b8f233bae7a764c1aeb84a05697c343bbc64ed1c31c1f5'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

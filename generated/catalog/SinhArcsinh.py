@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:36d520350c1e74e10ceda4fd3a85a728dbfce503055f13626bdacd8a65c1a381
+# hash:       sha256:66034c2a53fa2d4aa8b4b50d9ad59ee49b9e0f8dbf1c7a3b1ff36a38d8e7934c
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '36d520350c1e74e10ceda4fd3a85a728dbfce503055f13626bdacd8a65c1a381'
+HASH = '66034c2a53fa2d4aa8b4b50d9ad59ee49b9e0f8dbf1c7a3b1ff36a38d8e7934c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:4c0dd37c3fcf37eec1e6a378e7fc58e486e9ab3d4f78ed207ada6b2026b77f79
+# hash:       sha256:51fc57009cc6a8434cc1c70efaeeec1cbf31b282771ce366e4aaaebb5780281c
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = '4c0dd37c3fcf37eec1e6a378e7fc58e486e9ab3d4f78ed207ada6b2026b77f79'
+HASH = '51fc57009cc6a8434cc1c70efaeeec1cbf31b282771ce366e4aaaebb5780281c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:3c31afdeabdff0706e3b5ff4889a92c178507c43236a247ccac70dc8c1073745
+# hash:       sha256:1ae71616bb8e99dec58780736bbd77be3f6eedc6914d0f5802bea8c4366d7eeb
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '3c31afdeabdff0706e3b5ff4889a92c178507c43236a247ccac70dc8c1073745'
+HASH = '1ae71616bb8e99dec58780736bbd77be3f6eedc6914d0f5802bea8c4366d7eeb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

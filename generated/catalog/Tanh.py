@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:d9aeed32a8242868512405885e8325134fb94b76036ce4e23bb142a612e5714e
+# hash:       sha256:b06983fd7856e4e9dd18aebafb9f7f6c5a9ec153d9dd6806bac63337ed15a688
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = 'd9aeed32a8242868512405885e8325134fb94b76036ce4e23bb142a612e5714e'
+HASH = 'b06983fd7856e4e9dd18aebafb9f7f6c5a9ec153d9dd6806bac63337ed15a688'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:0138d659085592fce4e8a47519931d8a4e7673d8a56acdb0127b90f928497d49
+# hash:       sha256:e9f4125269429fc143afb093186c5561e638e316d1a11a00850de581a128a769
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '0138d659085592fce4e8a47519931d8a4e7673d8a56acdb0127b90f928497d49'
+HASH = 'e9f4125269429fc143afb093186c5561e638e316d1a11a00850de581a128a769'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

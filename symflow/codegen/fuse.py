@@ -233,7 +233,7 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
     doc = f"{_DOCS[kernel]}, for one element."
     lines = [
         "",
-        # Inlined by Numba into each batch loop, so that LLVM sees one loop body to vectorize.
+        # forceinline (LLVM alwaysinline): each batch loop gets one body LLVM can vectorize.
         '@numba.njit(cache=True, error_model="numpy", forceinline=True)',
         f"def {kernel}_scalar({', '.join([inp_name, *arg_names, *consts])}):",
         f'    """{doc}"""',

@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:c9e8612401264e387f8137767d2a03f448bde5d1e3b06959dc876e9f43053171
+# hash:       sha256:00c7ed8741279fc733ca031c02985743c5075e4a582cd021a86ff9b393d4fce4
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = 'c9e8612401264e387f8137767d2a03f448bde5d1e3b06959dc876e9f43053171'
+HASH = '00c7ed8741279fc733ca031c02985743c5075e4a582cd021a86ff9b393d4fce4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

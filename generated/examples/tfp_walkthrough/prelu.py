@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:a0095b640c5e307889a96053e2ac967e30b788a32307e5786189806061223b16
+# hash:       sha256:b0393e89d4d38f4d1af7ea9edbf06e6691c11ca3fd1ea9d7030162377f75ddbb
 """Compiled kernels of the prelu bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'prelu'
 PARAMETERS = ('alpha',)
-HASH = 'a0095b640c5e307889a96053e2ac967e30b788a32307e5786189806061223b16'
+HASH = 'b0393e89d4d38f4d1af7ea9edbf06e6691c11ca3fd1ea9d7030162377f75ddbb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:caab1065fa868052f8f22a53c0817c6dd772f421c283b16caf7e0577d4da00fe
+# hash:       sha256:6284d0f5bd4f5b28d3e6c302467c973f6c7e80b95bff0f8fecc0cf7d933af513
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = 'caab1065fa868052f8f22a53c0817c6dd772f421c283b16caf7e0577d4da00fe'
+HASH = '6284d0f5bd4f5b28d3e6c302467c973f6c7e80b95bff0f8fecc0cf7d933af513'
 N = 2
 N_Q = 12
 N_MEMBERS = 2

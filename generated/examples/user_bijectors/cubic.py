@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*log(hypot(1, sqrt(3)*x))
 #   ildj:     -2*log(hypot(1, sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)))))
-# hash:       sha256:d3f423f2fc9ce0aa3dcefec360407c86e9dc91e92cf64bffcc92e46b9b7e6f59
+# hash:       sha256:b3dfaac6c87997ce110bb75b1fc7341207c66ea34f9669ed318bb3ed83ada989
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = 'd3f423f2fc9ce0aa3dcefec360407c86e9dc91e92cf64bffcc92e46b9b7e6f59'
+HASH = 'b3dfaac6c87997ce110bb75b1fc7341207c66ea34f9669ed318bb3ed83ada989'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:4c00b7c857ce98f84cb946710b65d475f621912b037a1596b5e08690c4d4a33e
+# hash:       sha256:afcd107a3cc58fd127d6d68e1552f278dcd02a433a00d860d651447cc79f5fb1
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '4c00b7c857ce98f84cb946710b65d475f621912b037a1596b5e08690c4d4a33e'
+HASH = 'afcd107a3cc58fd127d6d68e1552f278dcd02a433a00d860d651447cc79f5fb1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

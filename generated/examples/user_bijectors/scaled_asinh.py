@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:a75efafdf293ae79471889c8f45609a2b30b334300fe8178ff476b4d0644cebd
+# hash:       sha256:a40da4bff2a5302f9c54ada28245cb8bcd787a1bf6c9ba66fee6da91a98951ce
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = 'a75efafdf293ae79471889c8f45609a2b30b334300fe8178ff476b4d0644cebd'
+HASH = 'a40da4bff2a5302f9c54ada28245cb8bcd787a1bf6c9ba66fee6da91a98951ce'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 

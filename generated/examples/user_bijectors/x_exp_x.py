@@ -11,7 +11,7 @@
 #   inverse:  LambertW(y)
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
-# hash:       sha256:74bbe65b001de9b2c0d77db0347bc536d65140523eb3dd964413355a9f35cbc6
+# hash:       sha256:d474a81f3f20495591d63e03e720c834ddb8a0b08495a39689825bfbd58e9172
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '74bbe65b001de9b2c0d77db0347bc536d65140523eb3dd964413355a9f35cbc6'
+HASH = 'd474a81f3f20495591d63e03e720c834ddb8a0b08495a39689825bfbd58e9172'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 
