@@ -18,7 +18,7 @@ from collections.abc import Callable
 import mpmath
 import numpy as np
 import pytest
-from mpmath.libmp import to_float
+from vm_support import ulp_error
 
 from symflow.codegen.helperbase import INLINE_NJIT_LINE, NJIT_LINE
 from symflow.codegen.mathlib import HELPERS, SCALAR_HELPERS, helper_sources
@@ -286,17 +286,6 @@ def points(name: str) -> list[float]:
 # ---------------------------------------------------------------------------------------
 # Error measure and the accuracy test
 # ---------------------------------------------------------------------------------------
-
-
-OVERFLOW = mpmath.mpf(2) ** 1024 - mpmath.mpf(2) ** 970  # from here on, rounding gives inf
-
-
-def ulp_error(got: float, truth) -> float:
-    """|got - truth| in ULPs of the correctly rounded truth (0.5 for correct rounding)."""
-    rounded = to_float(truth._mpf_, rnd="n") if abs(truth) < OVERFLOW else math.inf
-    if math.isinf(rounded) or math.isinf(got) or math.isnan(got):
-        return 0.0 if got == math.copysign(rounded, truth) else math.inf
-    return float(abs(mp(got) - truth) / mp(math.ulp(rounded)))
 
 
 #: Largest error allowed per helper, in ULPs: the maximum measured over 20,000-45,000 points

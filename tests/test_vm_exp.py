@@ -16,7 +16,7 @@ import math
 import mpmath
 import numpy as np
 import pytest
-from vm_support import compile_helpers, ulp_error, vector_loop
+from vm_support import compile_helpers, same_value, ulp_error, vector_loop
 
 from symflow.codegen import vm_exp
 from symflow.codegen.helperbase import NJIT_LINE
@@ -147,24 +147,17 @@ SPECIAL = {
 }
 
 
-def _same(got: float, want: float) -> bool:
-    """Equal, with nan equal to nan and the sign of a zero checked."""
-    if math.isnan(want):
-        return math.isnan(got)
-    return got == want and math.copysign(1.0, got) == math.copysign(1.0, want)
-
-
 @pytest.mark.parametrize("name", NAMES, ids=lambda n: n.removeprefix("_sf_"))
 def test_special_values(name):
     func = compile_helpers([name])[name]
     x = np.array([v for v, _ in SPECIAL[name]])
     out = np.empty_like(x)
     vector_loop(name)[0](x, out)
-    wrong = [(v, func(v), want) for v, want in SPECIAL[name] if not _same(func(v), want)]
+    wrong = [(v, func(v), want) for v, want in SPECIAL[name] if not same_value(func(v), want)]
     wrong += [
         (v, float(y), want)
         for (v, want), y in zip(SPECIAL[name], out, strict=True)
-        if not _same(y, want)
+        if not same_value(y, want)
     ]
     assert not wrong, f"{name}: (input, got, wanted) {wrong}"
 
@@ -175,7 +168,7 @@ def test_cpython_twin_agrees_with_compiled(name):
     func = compile_helpers([name])[name]
     twin = getattr(vm_exp, name)
     for v in points(name)[::40].tolist() + [v for v, _ in SPECIAL.get(name, [])]:
-        assert _same(twin(v), func(v)), (v, twin(v), func(v))
+        assert same_value(twin(v), func(v)), (v, twin(v), func(v))
 
 
 # ---------------------------------------------------------------------------------------

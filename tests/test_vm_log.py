@@ -18,10 +18,10 @@ import re
 import mpmath
 import numpy as np
 import pytest
+from vm_support import PRELUDE, same_value, ulp_error, vector_loop
 
 from symflow.codegen import vm_log
 from symflow.codegen.mathlib import HELPERS, helper_sources
-from tests.vm_support import PRELUDE, ulp_error, vector_loop
 
 mp = mpmath.mpf
 DPS = 50
@@ -280,13 +280,6 @@ SPECIAL_HYPOT = [
 ]
 
 
-def _same(got: float, want: float) -> bool:
-    """Equal, with nan equal to nan and the sign of a zero checked."""
-    if math.isnan(want):
-        return math.isnan(got)
-    return got == want and math.copysign(1.0, got) == math.copysign(1.0, want)
-
-
 @pytest.mark.parametrize("name", UNARY, ids=lambda n: n.removeprefix("_sf_"))
 def test_special_values(name):
     func = _scalar(name)
@@ -295,7 +288,7 @@ def test_special_values(name):
     wrong = [
         (x, func(x), got, want)
         for (x, want), got in zip(SPECIAL[name], looped.tolist(), strict=True)
-        if not (_same(func(x), want) and _same(got, want))
+        if not (same_value(func(x), want) and same_value(got, want))
     ]
     assert not wrong, f"{name}: (input, scalar, in the loop, wanted) {wrong}"
 
@@ -308,7 +301,7 @@ def test_special_values_hypot(hypot_loop):
     wrong = [
         (args, func(*args), got, want)
         for (args, want), got in zip(SPECIAL_HYPOT, looped.tolist(), strict=True)
-        if not (_same(func(*args), want) and _same(got, want))
+        if not (same_value(func(*args), want) and same_value(got, want))
     ]
     assert not wrong, f"_sf_hypot: (inputs, scalar, in the loop, wanted) {wrong}"
 
@@ -358,7 +351,7 @@ def test_cpython_twin_matches_compiled(name):
     wrong = [
         (x, python(x), compiled(x))
         for x in _twin_points(name)
-        if not _same(python(x), compiled(x))
+        if not same_value(python(x), compiled(x))
     ]
     assert not wrong, wrong
 
@@ -370,7 +363,7 @@ def test_cpython_twin_matches_compiled_hypot(hypot_loop):
     wrong = [
         (a, b, vm_log._sf_hypot(a, b), compiled(a, b))
         for a, b in pairs
-        if not _same(vm_log._sf_hypot(a, b), compiled(a, b))
+        if not same_value(vm_log._sf_hypot(a, b), compiled(a, b))
     ]
     assert not wrong, wrong
 

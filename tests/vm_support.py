@@ -80,3 +80,10 @@ def ulp_error(got: float, truth) -> float:
     if math.isinf(rounded) or math.isinf(got) or math.isnan(got):
         return 0.0 if got == rounded else math.inf
     return float(abs(mpmath.mpf(got) - truth) / mpmath.mpf(math.ulp(rounded)))
+
+
+def same_value(got: float, want: float) -> bool:
+    """Equal, with nan equal to nan and the sign of a zero checked."""
+    if math.isnan(want):
+        return math.isnan(got)
+    return got == want and math.copysign(1.0, got) == math.copysign(1.0, want)
