@@ -2,7 +2,10 @@
 
 The chain (issue 6): y = Exp(SinhArcsinh(skewness=0.3, tailweight=1.5)(AffineScalar(shift=0.5,
 scale=2)(z))), in TFP's order `Chain([Exp(), SinhArcsinh(0.3, 1.5), AffineScalar(0.5, 2)])`,
-over float64 points z ~ Normal(0, 1) (and y = f(z) for the inverse). Three operations:
+over points z ~ Normal(0, 1) (and y = f(z) for the inverse), in float64 and in float32
+(`--dtypes`; float32 inputs stay float32 in every implementation, and symflow computes
+them in float32 where its measurement allows, see `symflow.runtime.float32`). Three
+operations:
 forward, forward + log-det, inverse + log-det. Every implementation allocates its outputs on
 each call, as a user's call does:
 
@@ -21,6 +24,7 @@ and symflow's speed-up over each peer (peer time / symflow time).
 Run:
 
     python benchmarks/elementwise_benchmark.py [--sizes 1000000 10000000] [--repeat 7]
+        [--dtypes float64 float32]
 """
 
 from __future__ import annotations
@@ -84,14 +88,17 @@ def numpy_inverse_ldj(y):
 
 def _chunked(body, n_out):
     """Runs `body(chunk, outs, scratch)` over CHUNK-sized pieces with reused buffers."""
-    scratch = [np.empty(CHUNK) for _ in range(3)]
+    scratch = {}
 
     def run(x):
+        if x.dtype not in scratch:
+            scratch[x.dtype] = [np.empty(CHUNK, dtype=x.dtype) for _ in range(3)]
+        buffers = scratch[x.dtype]
         outs = [np.empty_like(x) for _ in range(n_out)]
         for lo in range(0, x.shape[0], CHUNK):
             hi = min(lo + CHUNK, x.shape[0])
             m = hi - lo
-            body(x[lo:hi], [o[lo:hi] for o in outs], [s[:m] for s in scratch])
+            body(x[lo:hi], [o[lo:hi] for o in outs], [s[:m] for s in buffers])
         return outs[0] if n_out == 1 else tuple(outs)
 
     return run
@@ -255,10 +262,13 @@ def _check(name, got, want):
     got = got if isinstance(got, tuple) else (got,)
     want = want if isinstance(want, tuple) else (want,)
     for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-9, atol=1e-9, err_msg=name)
+        g = np.asarray(g)
+        assert g.dtype == w.dtype, f"{name}: {g.dtype} result for {w.dtype} input"
+        tol = 1e-9 if w.dtype == np.float64 else 2e-4  # float32: a few hundred ULP at most
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=name)
 
 
-def worker(threads: int, sizes: list[int], repeat: int) -> list[dict]:
+def worker(threads: int, sizes: list[int], repeat: int, dtype: str) -> list[dict]:
     import numba
 
     numba.set_num_threads(threads)
@@ -276,12 +286,12 @@ def worker(threads: int, sizes: list[int], repeat: int) -> list[dict]:
     impls.update({k: v for k, v in peers.items() if v is not None})
     rows = []
     for n in sizes:
-        z = np.random.default_rng(0).standard_normal(n)
+        z = np.random.default_rng(0).standard_normal(n).astype(dtype)
         y = chain.forward(z)
         for op in OPS:
             x = y if op.startswith("inverse") else z
             want = impls["symflow"][op](x)
-            row = {"n": n, "threads": threads, "op": op}
+            row = {"n": n, "threads": threads, "op": op, "dtype": dtype}
             for name, table in impls.items():
                 _check(f"{name} {op}", table[op](x), want)
                 row[name] = _median_ns(table[op], x, repeat)
@@ -302,33 +312,49 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=None)
+    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.threads[0], args.sizes, args.repeat)))
+        print(json.dumps(worker(args.threads[0], args.sizes, args.repeat, args.dtypes[0])))
         return
     cores = os.cpu_count() or 1
     thread_counts = args.threads or sorted({1, cores})
     rows = []
-    for threads in thread_counts:
-        command = [sys.executable, __file__, "--worker", "--threads", str(threads)]
-        command += ["--repeat", str(args.repeat), "--sizes", *map(str, args.sizes)]
-        done = subprocess.run(
-            command, env=_jax_env(threads), capture_output=True, text=True, check=False
-        )
-        if done.returncode:
-            sys.exit(f"worker for {threads} thread(s) failed:\n{done.stderr}")
-        rows += json.loads(done.stdout.strip().splitlines()[-1])
-    peers = [k for k in rows[0] if k not in ("n", "threads", "op", "symflow")]
+    for dtype in args.dtypes:
+        for threads in thread_counts:
+            command = [sys.executable, __file__, "--worker", "--threads", str(threads)]
+            command += ["--repeat", str(args.repeat), "--sizes", *map(str, args.sizes)]
+            command += ["--dtypes", dtype]
+            done = subprocess.run(
+                command, env=_jax_env(threads), capture_output=True, text=True, check=False
+            )
+            if done.returncode:
+                sys.exit(f"worker for {dtype}, {threads} thread(s) failed:\n{done.stderr}")
+            rows += json.loads(done.stdout.strip().splitlines()[-1])
+    if "float32" in args.dtypes:
+        print("symflow's float32 choices for this chain (measured at first use):")
+        chain = symflow_chain()
+        fused = chain.fused_kernels()
+        from symflow.runtime.float32 import float32_choice
+
+        for kernel, n_out in (
+            ("forward", 1),
+            ("forward_and_log_det", 2),
+            ("inverse_and_log_det", 2),
+        ):
+            flat = [np.asarray(a, dtype=np.float64).reshape(-1) for a in fused.arrays]
+            print(f"  {float32_choice(fused.module, kernel, n_out, flat, fused.domain)}")
+    peers = [k for k in rows[0] if k not in ("n", "threads", "op", "dtype", "symflow")]
     print(
-        f"Chain([Exp(), SinhArcsinh({SKEW}, {TAIL}), AffineScalar({SHIFT}, {SCALE})]), float64, "
+        f"Chain([Exp(), SinhArcsinh({SKEW}, {TAIL}), AffineScalar({SHIFT}, {SCALE})]), "
         f"ns per element (median of {args.repeat}); 'x' columns: peer time / symflow time"
     )
-    head = f"{'n':>10} {'thr':>3} {'operation':<18}{'symflow':>9}"
+    head = f"{'dtype':<8}{'n':>10} {'thr':>3} {'operation':<18}{'symflow':>9}"
     head += "".join(f"{p:>15}" for p in peers) + "".join(f"{'x ' + p:>17}" for p in peers)
     print(head)
     for r in rows:
-        line = f"{r['n']:>10,} {r['threads']:>3} {r['op']:<18}{r['symflow']:9.2f}"
+        line = f"{r['dtype']:<8}{r['n']:>10,} {r['threads']:>3} {r['op']:<18}{r['symflow']:9.2f}"
         line += "".join(f"{r[p]:15.2f}" for p in peers)
         line += "".join(f"{r[p] / r['symflow']:17.2f}" for p in peers)
         print(line)

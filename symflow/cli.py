@@ -4,6 +4,7 @@ symflow generate [--out generated] [--check]   emit the catalog's and examples' 
 symflow compile FILE.py --out DIR              emit the kernels of every bijector in FILE
 symflow show FILE.py:NAME                      derived inverse, log-dets and check report
 symflow check FILE.py[:NAME] | --catalog       float64 kernel accuracy vs mpmath, tails too
+        [--float32]                             and which precision float32 inputs compute in
 symflow demo                                   declare, verify, compile and use bijectors
 """
 
@@ -143,8 +144,11 @@ def _show(target: str, latex: bool) -> None:
     print(f"\nkernels: {d.source_path}")
 
 
-def _check(target: str | None, *, catalog: bool) -> int:
-    """Prints the accuracy report of each bijector; 1 if any kernel misses its bound."""
+def _check(target: str | None, *, catalog: bool, float32: bool = False) -> int:
+    """Prints the accuracy report of each bijector; 1 if any kernel misses its bound.
+
+    With `float32`, also the measured choice of precision for float32 inputs per kernel.
+    """
     from symflow.runtime.accuracy import accuracy_report
 
     if catalog == (target is not None):
@@ -168,6 +172,11 @@ def _check(target: str | None, *, catalog: bool) -> int:
     for name, decl in decls.items():
         report = accuracy_report(decl)
         print(report, end="\n\n")
+        if float32:
+            print("float32 inputs, at the same parameters:")
+            for choice in decl(**report.params).float32_choices():
+                print(f"  {choice}")
+            print()
         if not report.passed:
             failed.append(name)
     summary = f"{len(decls) - len(failed)} of {len(decls)} passed"
@@ -190,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="measure the float64 kernels' accuracy against mpmath")
     c.add_argument("target", nargs="?", help="FILE.py or FILE.py:NAME")
     c.add_argument("--catalog", action="store_true", help="check the built-in catalog")
+    c.add_argument(
+        "--float32",
+        action="store_true",
+        help="also measure which precision each kernel computes float32 inputs in",
+    )
     sub.add_parser("demo", help="declare, verify, compile and use bijectors")
     args = parser.parse_args(argv)
     if args.command == "generate":
@@ -205,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         _show(args.target, args.latex)
         return 0
     if args.command == "check":
-        return _check(args.target, catalog=args.catalog)
+        return _check(args.target, catalog=args.catalog, float32=args.float32)
     from symflow.demo import run_demo
 
     run_demo()

@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 import pytest
+from vm_support import uncached
 
 from symflow import bijectors as sfb
 
@@ -22,6 +23,14 @@ VECTOR = re.compile(r"<\d+ x double>")
 
 def _vectorized(kernel) -> bool:
     return any(VECTOR.search(kernel.inspect_llvm(sig)) for sig in kernel.signatures)
+
+
+def _compiled_afresh(module, kernel: str, x: np.ndarray, params, n_out: int):
+    """`kernel` of `module` compiled from its text (not the cache) and run once on `x`."""
+    fn = uncached(module)[kernel]
+    flat = [np.asarray(p, dtype=np.float64).reshape(-1) for p in params]
+    fn(x, *flat, np.empty((n_out, x.shape[0]), dtype=x.dtype))
+    return fn
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +43,10 @@ def chain():
 def test_fused_chain_kernels_vectorize(chain, kernel):
     z = np.linspace(-3.0, 3.0, 101)
     x = chain.forward(z) if kernel.startswith("inverse") else z
-    getattr(chain, kernel)(x)  # compiles the serial kernel through the public path
-    fn = getattr(chain.fused_kernels().module, kernel)
-    assert fn.signatures, "the serial kernel was not compiled"
+    getattr(chain, kernel)(x)  # generates the module through the public path
+    fused = chain.fused_kernels()
+    n_out = 2 if kernel.endswith("log_det") else 1
+    fn = _compiled_afresh(fused.module, kernel, x, fused.arrays, n_out)
     assert _vectorized(fn), f"fused {kernel} is not vectorized"
 
 
@@ -49,18 +59,30 @@ def test_single_bijector_kernels_vectorize(make):
     b = make()
     x = np.linspace(0.1, 0.9, 33)
     b.forward_and_log_det(x)
-    fn = b.module.forward_and_log_det
-    assert fn.signatures and _vectorized(fn)
+    params = [p.reshape(-1) for p in b._param_list]
+    fn = _compiled_afresh(b.module, "forward_and_log_det", x, params, 2)
+    assert _vectorized(fn)
 
 
 def test_float32_kernels_vectorize_too(chain):
-    # float32 elements are widened to float64, computed, and narrowed on store, in one loop.
+    # The float64 kernels take float32 elements too (where float32 compute was refused):
+    # widened to float64, computed, and narrowed on store, in one vectorized loop.
     z = np.linspace(-3.0, 3.0, 101, dtype=np.float32)
     y, ldj = chain.forward_and_log_det(z)
     assert y.dtype == np.float32 and ldj.dtype == np.float32
-    fn = chain.fused_kernels().module.forward_and_log_det
-    sigs = [s for s in fn.signatures if "float32" in str(s[0])]
-    assert sigs and VECTOR.search(fn.inspect_llvm(sigs[0]))
+    fused = chain.fused_kernels()
+    fn = _compiled_afresh(fused.module, "forward_and_log_det", z, fused.arrays, 2)
+    assert VECTOR.search(fn.inspect_llvm(fn.signatures[0]))
+
+
+@pytest.mark.parametrize("kernel", ["forward_and_log_det_f32", "inverse_and_log_det_f32"])
+def test_fused_float32_variants_vectorize_with_eight_lanes(chain, kernel):
+    fused = chain.fused_kernels()
+    assert kernel.removesuffix("_f32") in fused.module.FLOAT32_KERNELS
+    z = np.linspace(0.5, 3.0, 64, dtype=np.float32)
+    fn = _compiled_afresh(fused.module, kernel, z, fused.arrays, 2)
+    ir = fn.inspect_llvm(fn.signatures[0])
+    assert re.search(r"<8 x float>", ir) and not VECTOR.search(ir)
 
 
 def test_vectorized_results_match_the_scalar_path_on_every_lane(chain):

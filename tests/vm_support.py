@@ -2,7 +2,8 @@
 
 `compile_helpers` compiles helpers exactly as a generated kernel module would contain them;
 `vector_loop` wraps one in the loop a kernel runs and reports whether LLVM vectorized it;
-`ulp_error` measures a float64 result against a 50-digit mpmath truth.
+`ulp_error` and `ulp_error32` measure a float64 or float32 result against a 50-digit mpmath
+truth.
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def vector_loop(name: str, dtype: str = "float64") -> tuple[Callable, bool]:
     return loop, re.search(rf"<\d+ x {scalar}>", ir) is not None
 
 
+def uncached(module) -> dict:
+    """A generated module's namespace compiled afresh, without Numba's on-disk cache.
+
+    Numba cannot show the LLVM IR of a function it loaded from its cache, and a local test
+    run after the first finds every kernel cached; the IR tests compile from the text.
+    """
+    text = Path(module.__file__).read_text().replace("cache=True", "cache=False")
+    namespace: dict = {}
+    exec(compile(text, module.__file__, "exec"), namespace)
+    return namespace
+
+
 def ulp_error(got: float, truth) -> float:
     """|got - truth| in ULPs of the correctly rounded truth (0.5 for correct rounding).
 
@@ -80,6 +93,38 @@ def ulp_error(got: float, truth) -> float:
     if math.isinf(rounded) or math.isinf(got) or math.isnan(got):
         return 0.0 if got == rounded else math.inf
     return float(abs(mpmath.mpf(got) - truth) / mpmath.mpf(math.ulp(rounded)))
+
+
+OVERFLOW32 = mpmath.mpf(2) ** 128 - mpmath.mpf(2) ** 103  # float32 rounding gives inf here
+
+
+def ulp_error32(got: float, truth) -> float:
+    """|got - truth| in float32 ULPs of the truth rounded to float32 (0.5: correctly rounded).
+
+    `got` is a float32 value (as a Python float or numpy float32). Subnormal results are
+    measured in the subnormal spacing 2^-149. Infinite or nan results count as in
+    `ulp_error`.
+    """
+    import numpy as np
+
+    got = float(got)
+    if abs(truth) >= OVERFLOW32:
+        rounded = math.copysign(math.inf, truth)
+    else:
+        # Round to float32 exactly: scale to an integer significand of 24 bits.
+        m, e = mpmath.frexp(truth) if truth != 0 else (mpmath.mpf(0), 0)
+        e = max(int(e), -125)  # below 2^-126 the spacing stays 2^-149
+        rounded = float(mpmath.nint(truth * mpmath.mpf(2) ** (24 - e)) * mpmath.mpf(2) ** (e - 24))
+        if abs(rounded) >= float(OVERFLOW32):
+            rounded = math.copysign(math.inf, truth)
+    if math.isinf(rounded) or math.isinf(got) or math.isnan(got):
+        return 0.0 if got == rounded else math.inf
+    # the spacing below |rounded| equals the one above except at a power of two, where the
+    # upper one is the correct unit; at float32's maximum np.spacing would overflow to inf
+    big = abs(rounded) >= 2.0**127
+    spacing = 2.0**104 if big else float(np.spacing(np.float32(abs(rounded))))
+    spacing = spacing if rounded != 0 else 2.0**-149
+    return float(abs(mpmath.mpf(got) - truth) / mpmath.mpf(spacing))
 
 
 def same_value(got: float, want: float) -> bool:

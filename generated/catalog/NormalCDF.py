@@ -11,7 +11,8 @@
 #   inverse:  ndtri(y)
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
-# hash:       sha256:bbeb78e849e0a07056c024b6ccba8edafb684d382833d8f61978612b7ea06268
+# float32:    forward, inverse, inverse_log_det_jacobian, forward_and_log_det, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_ndtr_v, _sf_ndtri)
+# hash:       sha256:e1278b0c05d7d34f2cc75f73923bf2f51b5003a6883b9280e34b2dcf391f2744
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -22,11 +23,14 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = 'bbeb78e849e0a07056c024b6ccba8edafb684d382833d8f61978612b7ea06268'
+HASH = 'e1278b0c05d7d34f2cc75f73923bf2f51b5003a6883b9280e34b2dcf391f2744'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
+#: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
+#: and parameter values, whether it stays within a few float32 ULP before using it).
+FLOAT32_KERNELS = ('forward_log_det_jacobian',)
 
-# ---- helpers (4 requested)
+# ---- helpers (5 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -39,6 +43,16 @@ def _sf_as_bits(typingctx, x):
 
 
 @numba.extending.intrinsic
+def _sf_as_bits32(typingctx, x):
+    """The bits of a float32, as int32."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return numba.int32(numba.float32), codegen
+
+
+@numba.extending.intrinsic
 def _sf_fma(typingctx, a, b, c):
     """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
 
@@ -46,6 +60,16 @@ def _sf_fma(typingctx, a, b, c):
         return builder.fma(*args)
 
     return numba.float64(numba.float64, numba.float64, numba.float64), codegen
+
+
+@numba.extending.intrinsic
+def _sf_fma32(typingctx, a, b, c):
+    """a*b + c for float32 rounded once (LLVM's llvm.fma.f32)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float32(numba.float32, numba.float32, numba.float32), codegen
 
 
 @numba.extending.intrinsic
@@ -246,6 +270,19 @@ def _sf_erf_core(a, al):
     return ef, ec, r
 
 
+@numba.extending.intrinsic
+def _sf_from_bits32(typingctx, i):
+    """The float32 whose bits are the low 32 bits of an int32 or int64."""
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if value.type.width != 32:
+            value = builder.trunc(value, context.get_value_type(numba.int32))
+        return builder.bitcast(value, context.get_value_type(numba.float32))
+
+    return numba.float32(i), codegen
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _sf_log_core(u, dk0, d):
     """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
@@ -309,6 +346,38 @@ def _sf_log(x):
     r = x if not (x < math.inf) else r
     r = -math.inf if x == 0.0 else r
     return math.nan if x < 0.0 else r
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_log_f32(x):
+    """Natural logarithm of a float32, with log(0) = -inf, log(x < 0) = nan, log(inf) = inf.
+
+    Method: x = 2^k·(1 + f) with 1 + f in [√½, √2) from the bits (a subnormal x times 2^24
+    first, k - 24 then), log(1 + f) = f - (f²/2 - f³·P(f)) with P of degree 7 (Estrin's
+    scheme) and the bracket by one FMA, plus k·ln2_hi (exact) and k·ln2_lo. No division.
+    Measured error: 0.78 ULP (at x = 1.574455; 160,000 points against mpmath, 1,200,000
+    against float64).
+    """
+    sub = x < np.float32(1.1754943508222875e-38)  # 2**-126
+    xs = x * np.float32(16777216.0) if sub else x  # 2**24
+    ix = _sf_as_bits32(xs) + 0x004AFB0D  # 0x3f800000 - 0x3f3504f3 (the bits of √½)
+    # k as a float without an int -> float conversion: the bits 2**23 + biased exponent
+    dk = _sf_from_bits32(((ix >> 23) & 0xFF) | 0x4B000000) - (
+        np.float32(8388759.0) if sub else np.float32(8388735.0)  # 2**23 + 127 (+ 24)
+    )
+    f = _sf_from_bits32((ix & 0x007FFFFF) + 0x3F3504F3) - np.float32(1.0)
+    f2 = f * f
+    f4 = f2 * f2
+    p01 = _sf_fma32(f, np.float32(-0.250008225440979), np.float32(0.3333333134651184))
+    p23 = _sf_fma32(f, np.float32(-0.1662333458662033), np.float32(0.20001228153705597))
+    p45 = _sf_fma32(f, np.float32(-0.13160377740859985), np.float32(0.14201723039150238))
+    p67 = _sf_fma32(f, np.float32(-0.07634418457746506), np.float32(0.12761935591697693))
+    p = _sf_fma32(_sf_fma32(p67, f2, p45), f4, _sf_fma32(p23, f2, p01))
+    tail = _sf_fma32(f2 * f, p, dk * np.float32(1.428606765330187e-06))  # k·ln2_lo
+    r = dk * np.float32(0.693145751953125) - (_sf_fma32(np.float32(0.5) * f, f, -tail) - f)
+    r = x if not (x < np.float32(math.inf)) else r
+    r = np.float32(-math.inf) if x == np.float32(0.0) else r
+    return np.float32(math.nan) if x < np.float32(0.0) else r
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -454,7 +523,7 @@ def _sf_ndtri(p):
     return z if d < 0.0 else -z
 
 
-# ---- scalar cores (11)
+# ---- scalar cores (12)
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -538,6 +607,13 @@ def ildj_partials_scalar(y):
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
+def fldj_scalar_f32(x):
+    """log|f'(x)|, for one float32 element."""
+    # outputs (1)
+    return -np.float32(0.5)*x**2 - np.float32(0.5)*_sf_log_f32(np.float32(math.pi)) - np.float32(0.5)*_sf_log_f32(np.float32(2.0))
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def codomain_scalar():
     """(lo, hi) of the codomain, the image of the domain."""
     # outputs (2)
@@ -546,7 +622,7 @@ def codomain_scalar():
         1,
     )
 
-# ---- batch kernels (20)
+# ---- batch kernels (22)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -942,4 +1018,38 @@ def inverse_log_det_jacobian_partials_parallel(y, out):
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def forward_log_det_jacobian_f32(x, out):
+    """log|f'(x)|, elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (1, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    for _i in range(_n):
+        _v = x[_i]
+        _r = fldj_scalar_f32(_v)
+        out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def forward_log_det_jacobian_f32_parallel(x, out):
+    """log|f'(x)|, elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (1, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    for _i in numba.prange(_n):
+        _v = x[_i]
+        _r = fldj_scalar_f32(_v)
+        out[0, _i] = _r
     return _bad

@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:15ddf0bca6efd61335099f6fdca0c79eb82c0c8dc288d3e6876e544daecc69ec
+# hash:       sha256:0efe214ee1e68b8e5f873abcc8a1e6f97bfe71a314a4e3cb4544e3231dea1d8d
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,11 +22,14 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '15ddf0bca6efd61335099f6fdca0c79eb82c0c8dc288d3e6876e544daecc69ec'
+HASH = '0efe214ee1e68b8e5f873abcc8a1e6f97bfe71a314a4e3cb4544e3231dea1d8d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
+#: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
+#: and parameter values, whether it stays within a few float32 ULP before using it).
+FLOAT32_KERNELS = ('forward', 'inverse', 'forward_log_det_jacobian', 'inverse_log_det_jacobian', 'forward_and_log_det', 'inverse_and_log_det')
 
-# ---- scalar cores (10)
+# ---- scalar cores (16)
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -116,7 +119,55 @@ def ildj_partials_scalar(y, shift):
         0,
     )
 
-# ---- batch kernels (20)
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def forward_scalar_f32(x, shift):
+    """y = f(x), for one float32 element."""
+    # outputs (1)
+    return shift + x
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def inverse_scalar_f32(y, shift):
+    """x = f^-1(y), for one float32 element."""
+    # outputs (1)
+    return -shift + y
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def fldj_scalar_f32(x, shift):
+    """log|f'(x)|, for one float32 element."""
+    # outputs (1)
+    return np.float32(0.0)
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def ildj_scalar_f32(y, shift):
+    """log|(f^-1)'(y)|, for one float32 element."""
+    # outputs (1)
+    return np.float32(0.0)
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def forward_fldj_scalar_f32(x, shift):
+    """y = f(x) and log|f'(x)|, for one float32 element."""
+    # outputs (2)
+    return (
+        shift + x,
+        np.float32(0.0),
+    )
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def inverse_ildj_scalar_f32(y, shift):
+    """x = f^-1(y) and log|(f^-1)'(y)|, for one float32 element."""
+    # outputs (2)
+    return (
+        -shift + y,
+        np.float32(0.0),
+    )
+
+# ---- batch kernels (32)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -698,6 +749,350 @@ def inverse_log_det_jacobian_partials_parallel(y, shift, out):
             _v = np.float64(y[_i])
             _q0 = shift[_i * _s0]
             _r = ildj_partials_scalar(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def forward_f32(x, shift, out):
+    """y = f(x), elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (1, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in range(_n):
+            _v = x[_i]
+            _r = forward_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = x[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = forward_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def forward_f32_parallel(x, shift, out):
+    """y = f(x), elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (1, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in numba.prange(_n):
+            _v = x[_i]
+            _r = forward_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = x[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = forward_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def inverse_f32(y, shift, out):
+    """x = f^-1(y), elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (1, len(y)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(y). Returns the number of inputs outside the
+    codomain (their outputs are nan).
+    """
+    _n = y.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in range(_n):
+            _v = y[_i]
+            _r = inverse_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = y[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = inverse_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def inverse_f32_parallel(y, shift, out):
+    """x = f^-1(y), elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (1, len(y)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(y). Returns the number of inputs outside the
+    codomain (their outputs are nan).
+    """
+    _n = y.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in numba.prange(_n):
+            _v = y[_i]
+            _r = inverse_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = y[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = inverse_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def forward_log_det_jacobian_f32(x, shift, out):
+    """log|f'(x)|, elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (1, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in range(_n):
+            _v = x[_i]
+            _r = fldj_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = x[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = fldj_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def forward_log_det_jacobian_f32_parallel(x, shift, out):
+    """log|f'(x)|, elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (1, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in numba.prange(_n):
+            _v = x[_i]
+            _r = fldj_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = x[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = fldj_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def inverse_log_det_jacobian_f32(y, shift, out):
+    """log|(f^-1)'(y)|, elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (1, len(y)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(y). Returns the number of inputs outside the
+    codomain (their outputs are nan).
+    """
+    _n = y.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in range(_n):
+            _v = y[_i]
+            _r = ildj_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in range(_n):
+            _v = y[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = ildj_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def inverse_log_det_jacobian_f32_parallel(y, shift, out):
+    """log|(f^-1)'(y)|, elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (1, len(y)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(y). Returns the number of inputs outside the
+    codomain (their outputs are nan).
+    """
+    _n = y.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in numba.prange(_n):
+            _v = y[_i]
+            _r = ildj_scalar_f32(_v, _p0)
+            out[0, _i] = _r
+    else:
+        for _i in numba.prange(_n):
+            _v = y[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = ildj_scalar_f32(_v, _q0)
+            out[0, _i] = _r
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def forward_and_log_det_f32(x, shift, out):
+    """y = f(x) and log|f'(x)|, elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (2, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in range(_n):
+            _v = x[_i]
+            _r = forward_fldj_scalar_f32(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = x[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = forward_fldj_scalar_f32(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def forward_and_log_det_f32_parallel(x, shift, out):
+    """y = f(x) and log|f'(x)|, elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (2, len(x)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(x). Returns the number of inputs outside the
+    domain (their outputs are nan).
+    """
+    _n = x.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in numba.prange(_n):
+            _v = x[_i]
+            _r = forward_fldj_scalar_f32(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = x[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = forward_fldj_scalar_f32(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy")
+def inverse_and_log_det_f32(y, shift, out):
+    """x = f^-1(y) and log|(f^-1)'(y)|, elementwise, computed in float32 for a float32 input.
+
+    `out` has shape (2, len(y)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(y). Returns the number of inputs outside the
+    codomain (their outputs are nan).
+    """
+    _n = y.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in range(_n):
+            _v = y[_i]
+            _r = inverse_ildj_scalar_f32(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in range(_n):
+            _v = y[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = inverse_ildj_scalar_f32(_v, _q0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    return _bad
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def inverse_and_log_det_f32_parallel(y, shift, out):
+    """x = f^-1(y) and log|(f^-1)'(y)|, elementwise, computed in float32 for a float32 input (parallel over elements).
+
+    `out` has shape (2, len(y)). Parameters are 1-D float64 arrays of
+    length 1 (broadcast) or len(y). Returns the number of inputs outside the
+    codomain (their outputs are nan).
+    """
+    _n = y.shape[0]
+    _bad = 0
+    _s0 = 1 if shift.shape[0] > 1 else 0
+    if _s0 == 0:
+        # every parameter is one value, held in locals: a load in the loop
+        # could alias `out`, which would keep LLVM from vectorizing it
+        _p0 = np.float32(shift[0])
+        for _i in numba.prange(_n):
+            _v = y[_i]
+            _r = inverse_ildj_scalar_f32(_v, _p0)
+            out[0, _i] = _r[0]
+            out[1, _i] = _r[1]
+    else:
+        for _i in numba.prange(_n):
+            _v = y[_i]
+            _q0 = np.float32(shift[_i * _s0])
+            _r = inverse_ildj_scalar_f32(_v, _q0)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
     return _bad

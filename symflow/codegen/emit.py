@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symflow.codegen.mathlib import helper_sources
-from symflow.codegen.printer import KernelPrinter
+from symflow.codegen.printer import Float32UnavailableError, KernelPrinter
 from symflow.codegen.templates import BATCH, HEADER, SCALAR, render
 
-__all__ = ["KERNELS", "KernelPlan", "KernelSource", "emit_module"]
+__all__ = ["FLOAT32_KERNELS", "KERNELS", "KernelPlan", "KernelSource", "emit_module"]
 
 #: Elements from which the runtime calls a module's `*_parallel` kernels, measured by
 #: `python benchmarks/parallel_threshold.py` (2 cores): kernels of plain arithmetic
@@ -45,6 +45,17 @@ KERNELS: dict[str, tuple[tuple[str, ...], str]] = {
     "forward_log_det_jacobian_partials": (("fldj_partials",), "x"),
     "inverse_log_det_jacobian_partials": (("ildj_partials",), "y"),
 }
+
+#: Kernels that get a float32-computing variant `<kernel>_f32` where every function they call
+#: has a float32 implementation (the derivative kernels serve training, in float64).
+FLOAT32_KERNELS = (
+    "forward",
+    "inverse",
+    "forward_log_det_jacobian",
+    "inverse_log_det_jacobian",
+    "forward_and_log_det",
+    "inverse_and_log_det",
+)
 
 _DOCS = {
     "forward": "y = f(x)",
@@ -119,7 +130,9 @@ def _bound_text(bound: sp.Expr, printer) -> str | None:
     return None if bound in (sp.oo, -sp.oo) else printer.print_expr(bound)
 
 
-def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -> str:
+def _batch(
+    plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer, *, float32: bool = False
+) -> str:
     quantities, side = KERNELS[kernel]
     params = [p.name for p in plan.parameters]
     inp = plan.x.name if side == "x" else plan.y.name
@@ -130,13 +143,19 @@ def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -
     else:
         lo, hi = (_bound_text(b, printer) for b in plan.codomain)
         region = "codomain"
-    core = "_".join(quantities) + "_scalar"
+    core = "_".join(quantities) + "_scalar" + ("_f32" if float32 else "")
 
-    def body(indent: str, qs: list[str], load: bool) -> list[str]:
-        out = [f"{indent}_v = np.float64({inp}[_i])\n"]
+    # float32 variants load the element as it is and parameters rounded to float32.
+    def cast(load: str) -> str:
+        return f"np.float32({load})" if float32 else load
+
+    def body(indent: str, qs: list[str], load: bool, count_only: bool = False) -> list[str]:
+        out = [f"{indent}_v = {inp}[_i]\n" if float32 else f"{indent}_v = np.float64({inp}[_i])\n"]
         if load:
             out.extend(
                 f"{indent}{q} = {p}[_i * _s{j}]\n"
+                if count_only
+                else f"{indent}{q} = {cast(f'{p}[_i * _s{j}]')}\n"
                 for j, (q, p) in enumerate(zip(qs, params, strict=True))
             )
         bounds = lo, hi
@@ -152,12 +171,14 @@ def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -
             if n_out == 1
             else [f"out[{k}, _i] = _r[{k}]" for k in range(n_out)]
         )
+        if count_only:
+            return [*out, f"{indent}if {' or '.join(tests)}:\n", f"{indent}    _bad += 1\n"]
         if not tests:
             return [*out, f"{indent}_r = {call}\n", *(f"{indent}{st}\n" for st in stores)]
         return [
             *out,
             f"{indent}if {' or '.join(tests)}:\n",
-            f"{indent}    _bad += 1\n",
+            *([] if float32 else [f"{indent}    _bad += 1\n"]),
             *(f"{indent}    out[{k}, _i] = np.nan\n" for k in range(n_out)),
             f"{indent}else:\n",
             f"{indent}    _r = {call}\n",
@@ -171,7 +192,7 @@ def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -
             "        # every parameter is one value, held in locals: a load in the loop\n"
         )
         lines.append("        # could alias `out`, which would keep LLVM from vectorizing it\n")
-        lines.extend(f"        _p{j} = {p}[0]\n" for j, p in enumerate(params))
+        lines.extend(f"        _p{j} = {cast(f'{p}[0]')}\n" for j, p in enumerate(params))
         lines.append(f"        for _i in {loop}(_n):\n")
         lines.extend(body("            ", [f"_p{j}" for j in range(len(params))], False))
         lines.append("    else:\n")
@@ -180,14 +201,22 @@ def _batch(plan: KernelPlan, kernel: str, n_out: int, parallel: bool, printer) -
     else:
         lines.append(f"    for _i in {loop}(_n):\n")
         lines.extend(body("        ", [], False))
+    checked = (lo is not None or hi is not None) if side == "y" else (lo or hi)
+    if float32 and checked:
+        # Counted in a pass of its own, with the float64 parameters: an int64 counter in the
+        # loop above would make LLVM pick 4 lanes (an int64 vector's width), not 8 floats.
+        lines.append(f"    # inputs outside the {region}\n")
+        lines.append(f"    for _i in {loop}(_n):\n")
+        lines.extend(body("        ", [f"_q{j}" for j in range(len(params))], True, True))
     docs = " and ".join(_DOCS[q] for q in quantities)
+    precision = ", computed in float32 for a float32 input" if float32 else ""
     return render(
         BATCH,
-        name=kernel + ("_parallel" if parallel else ""),
+        name=kernel + ("_f32" if float32 else "") + ("_parallel" if parallel else ""),
         parallel_flag=", parallel=True" if parallel else "",
         input=inp,
         params_comma="".join(f"{p}, " for p in params),
-        doc=f"{docs}, elementwise{' (parallel over elements)' if parallel else ''}.",
+        doc=f"{docs}, elementwise{precision}{' (parallel over elements)' if parallel else ''}.",
         n_out=n_out,
         region=region,
         body="".join(lines),
@@ -216,6 +245,26 @@ def emit_module(plan: KernelPlan) -> KernelSource:
         inp = plan.x.name if KERNELS[kernel][1] == "x" else plan.y.name
         doc = " and ".join(_DOCS[n] for n in quantities) + ", for one element."
         scalars.append(_scalar(core, [inp, *params], exprs, doc, printer))
+    # float32 variants of the elementwise cores, where every function has a float32 version
+    float32_kernels = []
+    float32_missing: dict[str, str] = {}
+    for kernel in FLOAT32_KERNELS:
+        quantities = groups[kernel]
+        core = "_".join(quantities) + "_scalar_f32"
+        printer32 = KernelPrinter(float32=True)
+        exprs = [q[name] for name in quantities]
+        inp = plan.x.name if KERNELS[kernel][1] == "x" else plan.y.name
+        doc = " and ".join(_DOCS[n] for n in quantities) + ", for one float32 element."
+        try:
+            text = _scalar(core, [inp, *params], exprs, doc, printer32)
+        except Float32UnavailableError as missing:
+            float32_missing[kernel] = str(missing.args[0])
+            continue
+        float32_kernels.append(kernel)
+        if core not in seen:
+            seen.add(core)
+            scalars.append(text)
+        printer.helpers |= printer32.helpers
     lo, hi = plan.codomain
     if _bound_text(lo, printer) is not None or _bound_text(hi, printer) is not None:
         scalars.append(
@@ -231,8 +280,21 @@ def emit_module(plan: KernelPlan) -> KernelSource:
     for kernel in KERNELS:
         for parallel in (False, True):
             batches.append(_batch(plan, kernel, widths[kernel], parallel, printer))
+    for kernel in float32_kernels:
+        for parallel in (False, True):
+            batches.append(_batch(plan, kernel, widths[kernel], parallel, printer, float32=True))
+    summary_rows = list(plan.summary)
+    if float32_missing:
+        missing = sorted(set(float32_missing.values()))
+        summary_rows.append(
+            (
+                "float32",
+                f"{', '.join(float32_missing)} compute in float64 for float32 inputs "
+                f"(no float32 {', '.join(missing)})",
+            )
+        )
     summary = "\n".join(
-        f"# {label + ':':<11} {line}" for label, text in plan.summary for line in text.splitlines()
+        f"# {label + ':':<11} {line}" for label, text in summary_rows for line in text.splitlines()
     )
     header = render(
         HEADER,
@@ -242,6 +304,7 @@ def emit_module(plan: KernelPlan) -> KernelSource:
         hash=plan.hash,
         parameters=tuple(params),
         parallel_threshold=parallel_threshold(printer.helpers),
+        float32_kernels=tuple(float32_kernels),
     )
     helpers = sorted(printer.helpers)
     parts = [header]

@@ -26,7 +26,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 
 from symflow.codegen.emit import KernelSource, parallel_threshold
 from symflow.codegen.mathlib import helper_sources
-from symflow.codegen.printer import KernelPrinter
+from symflow.codegen.printer import Float32UnavailableError, KernelPrinter
 from symflow.codegen.templates import FUSED_BATCH, FUSED_HEADER, render
 
 __all__ = [
@@ -166,7 +166,8 @@ def _bound_tests(var: str, bounds, printer) -> list[str]:
 
 
 def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, list, dict]:
-    """Source of `<kernel>_scalar`, its argument names, and its hoisted constants."""
+    """Source of `<kernel>_scalar` (`_scalar_f32` for a float32 printer), its argument names,
+    and its hoisted constants."""
     direction, quantities, with_base = FUSED_KERNELS[kernel]
     stages = list(enumerate(plan.stages))
     if direction == "inverse":
@@ -175,12 +176,13 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
     table: dict = {}
     temps = sp.numbered_symbols("_t")
     n_out = len(_RETURNS[kernel])
-    fail = "return math.nan" if n_out == 1 else f"return ({', '.join(['math.nan'] * n_out)})"
+    nan = printer.print_expr(sp.nan)
+    fail = f"return {nan}" if n_out == 1 else f"return ({', '.join([nan] * n_out)})"
     value = sp.Symbol("_z", real=True)
     body = []
     use_ldj = "ldj" in quantities[-1]
     if use_ldj:
-        body.append("    _ldj = 0.0")
+        body.append(f"    _ldj = {printer.print_expr(sp.Float(0.0))}")
     for pos, (k, stage) in enumerate(stages):
         if direction == "forward":
             inp, exprs = stage.x, [stage.forward, stage.fldj][: len(quantities)]
@@ -221,7 +223,7 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
             tests.append(f"_z >= {printer.print_expr(support[1])}")
         if tests:
             body.append(f"    if {' or '.join(tests)}:")
-            body.append("        return -math.inf")
+            body.append(f"        return {printer.print_expr(-sp.oo)}")
         replacements, reduced = sp.cse([lp], symbols=temps, order="canonical", list=True)
         body.extend(f"    {s} = {printer.print_expr(e)}" for s, e in replacements)
         body.append(f"    _ldj += {printer.print_expr(reduced[0])}")
@@ -230,12 +232,13 @@ def _core(plan: ChainPlan, kernel: str, printer, maps, base_map) -> tuple[str, l
     arg_names = [str(s) for m in maps for s in m.values()] + [str(s) for s in base_map.values()]
     consts = [str(s) for s in table.values()]
     inp_name = "x" if direction == "forward" else "y"
-    doc = f"{_DOCS[kernel]}, for one element."
+    doc = f"{_DOCS[kernel]}, for one {'float32 ' if printer.float32 else ''}element."
+    suffix = "_f32" if printer.float32 else ""
     lines = [
         "",
         # forceinline (LLVM alwaysinline): each batch loop gets one body LLVM can vectorize.
         '@numba.njit(cache=True, error_model="numpy", forceinline=True)',
-        f"def {kernel}_scalar({', '.join([inp_name, *arg_names, *consts])}):",
+        f"def {kernel}_scalar{suffix}({', '.join([inp_name, *arg_names, *consts])}):",
         f'    """{doc}"""',
         f"    _z = {inp_name}",
         *body,
@@ -264,7 +267,9 @@ def _constants(kernel: str, arg_names: list[str], table: dict, printer) -> str:
     )
 
 
-def _batch(kernel: str, arg_names: list[str], table: dict, parallel: bool) -> str:
+def _batch(
+    kernel: str, arg_names: list[str], table: dict, parallel: bool, *, float32: bool = False
+) -> str:
     direction = FUSED_KERNELS[kernel][0]
     inp = "x" if direction == "forward" else "y"
     n_out = len(_RETURNS[kernel])
@@ -273,30 +278,57 @@ def _batch(kernel: str, arg_names: list[str], table: dict, parallel: bool) -> st
     lines = [f"    _s{j} = 1 if {a}.shape[0] > 1 else 0\n" for j, a in enumerate(arg_names)]
     results = "_r" if n_out == 1 else ", ".join(f"_r{k}" for k in range(n_out))
     first = "_r" if n_out == 1 else "_r0"
+    suffix = "_f32" if float32 else ""
+    # float32 variants take the element as it is and round parameters and constants once.
+    # (Under new names: Numba gives a variable one type, so `_k0 = np.float32(_k0)` would
+    # keep it float64 and widen the whole computation.)
+    wide_consts = [c.replace("_k", "_c") for c in consts] if float32 else consts
+    narrowed = (
+        [f"{c} = np.float32({w})" for c, w in zip(consts, wide_consts, strict=True)]
+        if float32
+        else []
+    )
+
+    def cast(load: str) -> str:
+        return f"np.float32({load})" if float32 else load
+
     stores = ["out[0, _i] = _r"] if n_out == 1 else [f"out[{k}, _i] = _r{k}" for k in range(n_out)]
 
     def body(indent: str, qs: list[str], per_element_consts: bool) -> list[str]:
-        out = [f"{indent}_v = np.float64({inp}[_i])\n"]
+        out = [f"{indent}_v = {inp}[_i]\n" if float32 else f"{indent}_v = np.float64({inp}[_i])\n"]
         if per_element_consts:
-            out.extend(f"{indent}_q{j} = {a}[_i * _s{j}]\n" for j, a in enumerate(arg_names))
+            wide = [f"_w{j}" for j in range(len(arg_names))] if float32 else qs
+            out.extend(
+                f"{indent}{w} = {a}[_i * _s{j}]\n"
+                for j, (w, a) in enumerate(zip(wide, arg_names, strict=True))
+            )
             if consts:
-                lhs = consts[0] if len(consts) == 1 else ", ".join(consts)
-                out.append(f"{indent}{lhs} = {kernel}_constants({', '.join(qs)})\n")
-        out.append(f"{indent}{results} = {kernel}_scalar({', '.join(['_v', *qs, *consts])})\n")
+                lhs = wide_consts[0] if len(consts) == 1 else ", ".join(wide_consts)
+                out.append(f"{indent}{lhs} = {kernel}_constants({', '.join(wide)})\n")
+                out.extend(f"{indent}{n}\n" for n in narrowed)
+            if float32:
+                out.extend(f"{indent}{q} = {cast(w)}\n" for q, w in zip(qs, wide, strict=True))
+        call = f"{kernel}_scalar{suffix}({', '.join(['_v', *qs, *consts])})"
+        out.append(f"{indent}{results} = {call}\n")
         out.extend(f"{indent}{s}\n" for s in stores)
-        out.append(f"{indent}if {first} != {first} and _v == _v:\n")
-        out.append(f"{indent}    _bad += 1\n")
+        if not float32:
+            out.append(f"{indent}if {first} != {first} and _v == _v:\n")
+            out.append(f"{indent}    _bad += 1\n")
         return out
 
     if arg_names:
         lines.append(f"    if {' + '.join(f'_s{j}' for j in range(len(arg_names)))} == 0:\n")
         lines.append("        # every parameter is one value: parameter-only terms once\n")
         # Held in locals: a load in the loop could alias `out`, which blocks vectorizing.
-        lines.extend(f"        _p{j} = {a}[0]\n" for j, a in enumerate(arg_names))
         qs = [f"_p{j}" for j in range(len(arg_names))]
+        wide = [f"_w{j}" for j in range(len(arg_names))] if float32 else qs
+        lines.extend(f"        {w} = {a}[0]\n" for w, a in zip(wide, arg_names, strict=True))
         if consts:
-            lhs = consts[0] if len(consts) == 1 else ", ".join(consts)
-            lines.append(f"        {lhs} = {kernel}_constants({', '.join(qs)})\n")
+            lhs = wide_consts[0] if len(consts) == 1 else ", ".join(wide_consts)
+            lines.append(f"        {lhs} = {kernel}_constants({', '.join(wide)})\n")
+            lines.extend(f"        {n}\n" for n in narrowed)
+        if float32:
+            lines.extend(f"        {q} = {cast(w)}\n" for q, w in zip(qs, wide, strict=True))
         lines.append(f"        for _i in {loop}(_n):\n")
         lines.extend(body("            ", qs, False))
         lines.append("    else:\n")
@@ -305,13 +337,24 @@ def _batch(kernel: str, arg_names: list[str], table: dict, parallel: bool) -> st
     else:
         lines.append(f"    for _i in {loop}(_n):\n")
         lines.extend(body("        ", [], False))
+    if float32:
+        # Counted in a pass of its own: an int64 counter in the loop above would make LLVM
+        # pick 4 lanes (the width of an int64 vector) instead of 8 floats.
+        lines.append("    # inputs outside some member's interval: nan out, non-nan in\n")
+        lines.append(f"    for _i in {loop}(_n):\n")
+        lines.append(f"        if out[0, _i] != out[0, _i] and {inp}[_i] == {inp}[_i]:\n")
+        lines.append("            _bad += 1\n")
+    precision = ", computed in float32 for a float32 input" if float32 else ""
     return render(
         FUSED_BATCH,
-        name=kernel + ("_parallel" if parallel else ""),
+        name=kernel + suffix + ("_parallel" if parallel else ""),
         parallel_flag=", parallel=True" if parallel else "",
         input=inp,
         params_comma="".join(f"{a}, " for a in arg_names),
-        doc=f"{_DOCS[kernel]}, elementwise{' (parallel over elements)' if parallel else ''}.",
+        doc=(
+            f"{_DOCS[kernel]}, elementwise{precision}"
+            f"{' (parallel over elements)' if parallel else ''}."
+        ),
         n_out=n_out,
         body="".join(lines),
     )
@@ -324,11 +367,21 @@ def emit_chain_module(plan: ChainPlan) -> KernelSource:
     parts = []
     kernels = [k for k in FUSED_KERNELS if plan.base is not None or k != "log_prob"]
     arg_names: list[str] = []
+    float32_kernels = []
     for kernel in kernels:
         core, arg_names, table = _core(plan, kernel, printer, maps, base_map)
         parts.append(_constants(kernel, arg_names, table, printer))
         parts.append(core)
         parts.extend(_batch(kernel, arg_names, table, p) for p in (False, True))
+        printer32 = KernelPrinter(float32=True)
+        try:
+            core32, _, _ = _core(plan, kernel, printer32, maps, base_map)
+        except Float32UnavailableError:
+            continue  # float32 inputs of this kernel compute in float64
+        float32_kernels.append(kernel)
+        printer.helpers |= printer32.helpers
+        parts.append(core32)
+        parts.extend(_batch(kernel, arg_names, table, p, float32=True) for p in (False, True))
     members = []
     for k, stage in enumerate(plan.stages):
         members.append(f"# member {k + 1}: {stage.label}")
@@ -345,6 +398,7 @@ def emit_chain_module(plan: ChainPlan) -> KernelSource:
         parameters=tuple(arg_names),
         parallel_threshold=parallel_threshold(printer.helpers),
         kernels=tuple(kernels),
+        float32_kernels=tuple(float32_kernels),
     )
     helpers = sorted(printer.helpers)
     text = [header]

@@ -33,6 +33,7 @@ __all__ = [
     "_sf_as_bits",
     "_sf_as_bits32",
     "_sf_fma",
+    "_sf_fma32",
     "_sf_from_bits",
     "_sf_from_bits32",
     "njit_helper",
@@ -90,8 +91,12 @@ def _sf_as_bits32(x):
 
 
 def _sf_from_bits32(i):
-    """The float32 (as a Python float) whose bits are the int32 `i` (wrapped to 32 bits)."""
-    return struct.unpack("<f", struct.pack("<i", ((i + 2**31) % 2**32) - 2**31))[0]
+    """The float32 (as a Python float) whose bits are the low 32 bits of the integer `i`.
+
+    Compiled, `i` may be an int32 or an int64 (Numba widens int32 arithmetic to int64; the
+    intrinsic truncates, so ``_sf_from_bits32(_sf_as_bits32(x) + 1)`` needs no cast).
+    """
+    return struct.unpack("<f", struct.pack("<i", ((int(i) + 2**31) % 2**32) - 2**31))[0]
 
 
 def _sf_fma(a, b, c):
@@ -105,6 +110,20 @@ def _sf_fma(a, b, c):
         return float(exact)
     except OverflowError:
         return math.copysign(math.inf, exact.numerator)
+
+
+def _sf_fma32(a, b, c):
+    """a·b + c for float32 values with one rounding to float32, as a numpy float32.
+
+    The exact value is rounded to float64 first, then to float32; the two roundings differ
+    from one only when the float64 lands exactly halfway between two float32s, which the
+    product of two 24-bit significands plus a float32 cannot reach except at huge exponent
+    gaps. The twin exists for plain-Python calls; kernels use the intrinsic.
+    """
+    import numpy as np
+
+    a, b, c = (float(np.float32(v)) for v in (a, b, c))
+    return np.float32(_sf_fma(a, b, c))
 
 
 # Sources pasted into generated modules in place of the twins above
@@ -131,6 +150,31 @@ def _sf_fma(typingctx, a, b, c):
     return numba.float64(numba.float64, numba.float64, numba.float64), codegen
 '''
 
+_FMA32 = '''\
+@numba.extending.intrinsic
+def _sf_fma32(typingctx, a, b, c):
+    """a*b + c for float32 rounded once (LLVM's llvm.fma.f32)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return numba.float32(numba.float32, numba.float32, numba.float32), codegen
+'''
+
+_FROM_BITS32 = '''\
+@numba.extending.intrinsic
+def _sf_from_bits32(typingctx, i):
+    """The float32 whose bits are the low 32 bits of an int32 or int64."""
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if value.type.width != 32:
+            value = builder.trunc(value, context.get_value_type(numba.int32))
+        return builder.bitcast(value, context.get_value_type(numba.float32))
+
+    return numba.float32(i), codegen
+'''
+
 INTRINSICS: dict[str, Helper] = {
     "_sf_as_bits": Helper(
         "_sf_as_bits",
@@ -150,12 +194,8 @@ INTRINSICS: dict[str, Helper] = {
             name="_sf_as_bits32", to="int32", frm="float32", doc="The bits of a float32, as int32."
         ),
     ),
-    "_sf_from_bits32": Helper(
-        "_sf_from_bits32",
-        _BITCAST.format(
-            name="_sf_from_bits32", to="float32", frm="int32", doc="The float32 with these bits."
-        ),
-    ),
+    "_sf_from_bits32": Helper("_sf_from_bits32", _FROM_BITS32),
     "_sf_fma": Helper("_sf_fma", _FMA),
+    "_sf_fma32": Helper("_sf_fma32", _FMA32),
 }
 """Intrinsic helpers by name; their CPython twins are the functions of the same name here."""

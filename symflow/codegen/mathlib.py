@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from symflow.codegen import vm_erf, vm_exp, vm_log
+from symflow.codegen import vm_erf, vm_exp, vm_exp32, vm_log, vm_log32, vm_logistic32
 from symflow.codegen.helperbase import INTRINSICS, Helper, njit_helper
 from symflow.codegen.vm_exp import _sf_exp, _sf_expm1
 from symflow.codegen.vm_log import _sf_atanh, _sf_log, _sf_log1p
@@ -485,6 +485,9 @@ HELPERS: dict[str, Helper] = {
     **vm_exp.HELPERS,
     **vm_log.HELPERS,
     **vm_erf.HELPERS,
+    **vm_exp32.HELPERS,
+    **vm_log32.HELPERS,
+    **vm_logistic32.HELPERS,
 }
 """Every helper, keyed by name: the scalar ones above, the intrinsics and the vectorizable
 elementary functions of `vm_exp`, `vm_log` and `vm_erf`."""

@@ -14,7 +14,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from symflow.codegen.mathlib import HELPERS
 from symflow.errors import DeclarationError
 
-__all__ = ["HELPER_FUNCTIONS", "VECTOR_FUNCTIONS", "KernelPrinter"]
+__all__ = ["HELPER_FUNCTIONS", "VECTOR_FUNCTIONS", "Float32UnavailableError", "KernelPrinter"]
 
 #: SymPy functions Numba lacks, by class name → the helper symflow emits for them.
 #: Stable special functions declared in `symflow.symbolic.functions` carry their own
@@ -46,12 +46,40 @@ VECTOR_FUNCTIONS: dict[str, str] = {
 }
 
 
-class KernelPrinter(PythonCodePrinter):
-    """Prints scalar expressions for `@numba.njit` functions; collects helper names used."""
+class Float32UnavailableError(Exception):
+    """An expression calls a function that has no float32 implementation (`args[0]` names it).
 
-    def __init__(self) -> None:
+    The emitter catches it and leaves that kernel without a float32 variant: float32 inputs
+    are then computed in float64 and rounded.
+    """
+
+
+class KernelPrinter(PythonCodePrinter):
+    """Prints scalar expressions for `@numba.njit` functions; collects helper names used.
+
+    With `float32`, the expression is printed to be evaluated in float32 arithmetic: every
+    constant is wrapped as ``np.float32(...)`` (Numba types a bare literal as float64 and
+    would promote the whole expression), integer powers stay integer (``x**2`` is float32
+    for a float32 x), and each helper `h` is called as its float32 version ``h_f32``.
+    Printing raises `Float32UnavailableError` for a function without one.
+    """
+
+    def __init__(self, *, float32: bool = False) -> None:
         super().__init__({"fully_qualified_modules": True, "standard": "python3"})
         self.helpers: set[str] = set()
+        self.float32 = float32
+
+    def _num(self, text: str) -> str:
+        """A constant in the printer's precision."""
+        return f"np.float32({text})" if self.float32 else text
+
+    def _precision(self, helper: str) -> str:
+        """`helper`, or its float32 version when printing for float32."""
+        if not self.float32:
+            return helper
+        if helper + "_f32" not in HELPERS:
+            raise Float32UnavailableError(helper)
+        return helper + "_f32"
 
     def _print_Function(self, expr):  # noqa: N802 (SymPy's printer naming)
         helper = getattr(expr.func, "numba_helper", None) or HELPER_FUNCTIONS.get(
@@ -59,6 +87,7 @@ class KernelPrinter(PythonCodePrinter):
         )
         if helper is None:
             return super()._print_Function(expr)
+        helper = self._precision(helper)
         if expr.func.__name__ == "LambertW" and len(expr.args) > 1 and expr.args[1] != 0:
             raise DeclarationError(
                 f"Only the principal branch of LambertW can be compiled; got {expr}."
@@ -73,29 +102,41 @@ class KernelPrinter(PythonCodePrinter):
     def _print_vector_function(self, expr):
         helper = VECTOR_FUNCTIONS[type(expr).__name__]
         if helper not in HELPERS:
+            if self.float32:
+                raise Float32UnavailableError(f"math.{type(expr).__name__}")
             return _MATH_PRINTERS[type(expr).__name__](self, expr)
+        helper = self._precision(helper)
         self.helpers.add(helper)
         return f"{helper}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_NegativeInfinity(self, expr):  # noqa: N802
-        return "-math.inf"
+        return "-" + self._num("math.inf")
 
     def _print_Infinity(self, expr):  # noqa: N802
-        return "math.inf"
+        return self._num("math.inf")
+
+    def _print_NaN(self, expr):  # noqa: N802
+        return self._num("math.nan")
 
     def _print_Float(self, expr):  # noqa: N802
         # repr of the nearest float64: deterministic and exact round trip.
-        return repr(float(expr))
+        return self._num(repr(float(expr)))
 
     def _print_Rational(self, expr):  # noqa: N802
         # Folded to one float literal so that 1/3 is not a division at run time.
-        return repr(float(expr)) if expr.q != 1 else str(expr.p)
+        return self._num(repr(float(expr))) if expr.q != 1 else self._print_Integer(expr)
+
+    def _print_Integer(self, expr):  # noqa: N802
+        return self._num(repr(float(expr.p))) if self.float32 else str(expr.p)
 
     def _print_Half(self, expr):  # noqa: N802
-        return "0.5"
+        return self._num("0.5")
 
     def _print_Exp1(self, expr):  # noqa: N802
-        return "math.e"
+        return self._num("math.e")
+
+    def _print_Pi(self, expr):  # noqa: N802
+        return self._num("math.pi")
 
     def _print_UnevaluatedExpr(self, expr):  # noqa: N802
         # A group that must be evaluated as a unit (a Newton step's starting point).
@@ -103,13 +144,18 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_sign(self, expr):
         arg = self._print(expr.args[0])
-        return f"(0.0 if {arg} == 0 else math.copysign(1.0, {arg}))"
+        zero, one = self._num("0.0"), self._num("1.0")
+        return f"({zero} if {arg} == 0 else math.copysign({one}, {arg}))"
 
     def _print_Pow(self, expr, rational=False):  # noqa: N802
+        base = self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Pow"])
         if expr.exp == -1:
-            return f"1.0/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
+            return f"{self._num('1.0')}/{base}"
         if expr.exp == sp.Rational(-1, 2):
-            return f"1.0/math.sqrt({self._print(expr.base)})"
+            return f"{self._num('1.0')}/math.sqrt({self._print(expr.base)})"
+        if self.float32 and expr.exp.is_Integer:
+            # An integer power of a float32 stays float32 (and becomes multiplications).
+            return f"{base}**{int(expr.exp)}" if expr.exp > 0 else f"{base}**({int(expr.exp)})"
         return super()._print_Pow(expr, rational=rational)
 
     def print_expr(self, expr: sp.Expr) -> str:

@@ -24,6 +24,9 @@ PARAMETERS = {parameters!r}
 HASH = {hash!r}
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = {parallel_threshold!r}
+#: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
+#: and parameter values, whether it stays within a few float32 ULP before using it).
+FLOAT32_KERNELS = {float32_kernels!r}
 '''
 
 SCALAR = '''
@@ -67,6 +70,9 @@ KERNELS = {kernels!r}
 HASH = {hash!r}
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = {parallel_threshold!r}
+#: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
+#: and parameter values, whether it stays within a few float32 ULP before using it).
+FLOAT32_KERNELS = {float32_kernels!r}
 '''
 
 FUSED_BATCH = '''

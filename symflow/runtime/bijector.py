@@ -12,6 +12,7 @@ from types import ModuleType
 import numpy as np
 
 from symflow.errors import ConstraintError, DomainError, ShapeError
+from symflow.runtime.float32 import Float32Choice, float32_choice
 
 __all__ = [
     "Bijector",
@@ -158,7 +159,13 @@ class ElementwiseBijector(Bijector):
         shape, flat, params = self._prepare(arr, kernel)
         out = np.empty((n_out, flat.shape[0]), dtype=flat.dtype)
         parallel = flat.shape[0] >= self._module.PARALLEL_THRESHOLD
-        fn = getattr(self._module, kernel + ("_parallel" if parallel else ""))
+        name = kernel
+        if flat.dtype == np.float32 and kernel in self._module.FLOAT32_KERNELS:
+            if float32_choice(
+                self._module, kernel, n_out, params, self._describe["domain"]
+            ).float32:
+                name = kernel + "_f32"
+        fn = getattr(self._module, name + ("_parallel" if parallel else ""))
         bad = fn(flat, *params, out)
         if bad:
             self._raise_outside(kernel, flat, params, out, bad)
@@ -203,6 +210,37 @@ class ElementwiseBijector(Bijector):
         """(f^-1(y), log|(f^-1)'(y)|) in one pass over memory."""
         x, ldj = self._run("inverse_and_log_det", as_float_array(y, self.name), 2)
         return _scalar_out(x), _scalar_out(ldj)
+
+    def float32_choices(self, kernels: tuple[str, ...] | None = None) -> list[Float32Choice]:
+        """How float32 inputs are computed, per kernel, at the bound parameter values.
+
+        Args:
+            kernels: the kernels to report (default: forward, inverse, both log-dets and the
+                two `*_and_log_det` kernels); each one measured costs a compilation.
+
+        Each kernel with a float32 variant is measured against its float64 kernel on a
+        float32 grid (see `symflow.runtime.float32`); the float32 variant is used only where
+        it stays within a few float32 ULP. The others compute in float64 and round.
+
+        Example:
+            >>> from symflow.bijectors import Sinh
+            >>> [c.float32 for c in Sinh().float32_choices()]  # doctest: +SKIP
+            [True, True, True, True, True, True]
+        """
+        params = [p.reshape(-1) for p in self._param_list]
+        widths = {"forward_and_log_det": 2, "inverse_and_log_det": 2}
+        kernels = kernels or (
+            "forward",
+            "inverse",
+            "forward_log_det_jacobian",
+            "inverse_log_det_jacobian",
+            "forward_and_log_det",
+            "inverse_and_log_det",
+        )
+        return [
+            float32_choice(self._module, k, widths.get(k, 1), params, self._describe["domain"])
+            for k in kernels
+        ]
 
     def _derivative_sign(self, x) -> np.ndarray:
         dfdx = self._run("forward_partials", x, 1 + len(self._param_list))[0]

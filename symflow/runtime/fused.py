@@ -10,6 +10,7 @@ expressions and emits a new module. `FusedKernels.run` calls one kernel per batc
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -20,6 +21,7 @@ from symflow._version import __version__
 from symflow.codegen.fuse import BaseDensity, ChainPlan, Stage, emit_chain_module
 from symflow.codegen.hashing import CODEGEN_OPTIONS, compiler_fingerprint
 from symflow.runtime.bijector import ElementwiseBijector, broadcast_flat
+from symflow.runtime.float32 import float32_choice
 from symflow.runtime.loader import read_entry, write_entry
 
 __all__ = ["FusedKernels", "fused_kernels"]
@@ -63,6 +65,8 @@ class FusedKernels:
     arrays: list[np.ndarray]
     name: str
     names: list[str]
+    #: (lo, hi) of the chain's input x, where float32 choices are measured
+    domain: tuple[float, float] = (-math.inf, math.inf)
 
     def run(self, kernel: str, arr: np.ndarray, n_out: int):
         """Runs `kernel` over `arr` (any shape) in one call.
@@ -74,6 +78,9 @@ class FusedKernels:
         shape, flat, params = broadcast_flat(f"{self.name}.{kernel}", arr, self.arrays, self.names)
         out = np.empty((n_out, flat.shape[0]), dtype=flat.dtype)
         parallel = flat.shape[0] >= self.module.PARALLEL_THRESHOLD
+        if flat.dtype == np.float32 and kernel in self.module.FLOAT32_KERNELS:
+            if float32_choice(self.module, kernel, n_out, params, self.domain).float32:
+                kernel += "_f32"
         fn = getattr(self.module, kernel + ("_parallel" if parallel else ""))
         bad = fn(flat, *params, out)
         return [o.reshape(shape) for o in out], int(bad)
@@ -113,4 +120,19 @@ def fused_kernels(
     arrays = [p for m, _ in members for p in m._param_list]
     names = [f"{m.name}.{p}" for m, _ in members for p in m.module.PARAMETERS]
     names += [f"{base.label}.{p.name}" for p in base.parameters] if base is not None else []
-    return FusedKernels(entry.module, arrays + list(base_arrays), name, names)
+    first, inverted = members[0]
+    return FusedKernels(
+        entry.module, arrays + list(base_arrays), name, names, _input_interval(first, inverted)
+    )
+
+
+def _input_interval(member: ElementwiseBijector, inverted: bool) -> tuple[float, float]:
+    """(lo, hi) of the values the first member takes: its domain, or its codomain if inverted."""
+    if not inverted:
+        return member._describe["domain"]
+    if hasattr(member.module, "codomain_scalar"):  # emitted where an end is finite
+        lo, hi = member.module.codomain_scalar(
+            *(float(p.reshape(-1)[0]) for p in member._param_list)
+        )
+        return float(lo), float(hi)
+    return (-math.inf, math.inf)

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:6284d0f5bd4f5b28d3e6c302467c973f6c7e80b95bff0f8fecc0cf7d933af513
+# hash:       sha256:382e2cf88e350e8b88a017023e952f3ff8096c62c5bddbf9a4e17bef90a5771b
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '6284d0f5bd4f5b28d3e6c302467c973f6c7e80b95bff0f8fecc0cf7d933af513'
+HASH = '382e2cf88e350e8b88a017023e952f3ff8096c62c5bddbf9a4e17bef90a5771b'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
