@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import numba
 import numpy as np
 import pytest
 from vm_support import uncached
@@ -26,8 +27,11 @@ def _vectorized(kernel) -> bool:
 
 
 def _compiled_afresh(module, kernel: str, x: np.ndarray, params, n_out: int):
-    """`kernel` of `module` compiled from its text (not the cache) and run once on `x`."""
-    fn = uncached(module)[kernel]
+    """`kernel` of `module` compiled from its text (not the cache) and run once on `x`.
+
+    Fused chain modules compile with their loops interleaved, as the runtime does.
+    """
+    fn = uncached(module, tuned=module.__name__.rpartition(".")[2].startswith("Chain_"))[kernel]
     flat = [np.asarray(p, dtype=np.float64).reshape(-1) for p in params]
     fn(x, *flat, np.empty((n_out, x.shape[0]), dtype=x.dtype))
     return fn
@@ -94,3 +98,31 @@ def test_vectorized_results_match_the_scalar_path_on_every_lane(chain):
     one = [chain.forward_and_log_det(z[i : i + 1]) for i in range(0, 1001, 97)]
     for k, (yi, li) in zip(range(0, 1001, 97), one, strict=True):
         assert y[k] == yi[0] and ldj[k] == li[0]
+
+
+def _vector_loads_per_iteration(ir: str) -> int:
+    """Loads of a `<4 x double>` in the first vectorized loop body of `ir`."""
+    body = ir[ir.index("vector.body") :]
+    body = body[: body.index("br i1")]
+    return len(re.findall(r"load <4 x double>", body))
+
+
+def test_kernels_interleave_and_user_code_is_left_alone(chain):
+    # symflow compiles its fused kernels with LLVM's loop interleaving forced to 4 (four
+    # vectors in flight, symflow.runtime.tuning) and puts LLVM's default back afterwards: a
+    # user's loop of the same maths compiled next is interleaved by LLVM's own choice (1).
+    z = np.linspace(-3.0, 3.0, 101)
+    chain.forward(z)
+    fused = chain.fused_kernels()
+    fn = _compiled_afresh(fused.module, "forward", z, fused.arrays, 1)
+    assert _vector_loads_per_iteration(fn.inspect_llvm(fn.signatures[0])) == 4
+
+    exp, sinh, asinh = (getattr(fused.module, f) for f in ("_sf_exp", "_sf_sinh", "_sf_asinh"))
+
+    @numba.njit
+    def users_loop(x, out):
+        for i in range(x.shape[0]):
+            out[i] = exp(sinh(asinh(x[i])))
+
+    users_loop(z, np.empty_like(z))
+    assert _vector_loads_per_iteration(users_loop.inspect_llvm(users_loop.signatures[0])) == 1

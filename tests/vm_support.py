@@ -18,6 +18,7 @@ import mpmath
 from mpmath.libmp import to_float
 
 from symflow.codegen.mathlib import helper_sources
+from symflow.runtime.tuning import tune_module
 
 PRELUDE = "import math\n\nimport numba\nimport numba.extending\nimport numpy as np\n\n"
 OVERFLOW = mpmath.mpf(2) ** 1024 - mpmath.mpf(2) ** 970  # from here on, rounding gives inf
@@ -70,15 +71,18 @@ def vector_loop(name: str, dtype: str = "float64") -> tuple[Callable, bool]:
     return loop, re.search(rf"<\d+ x {scalar}>", ir) is not None
 
 
-def uncached(module) -> dict:
+def uncached(module, tuned: bool = False) -> dict:
     """A generated module's namespace compiled afresh, without Numba's on-disk cache.
 
     Numba cannot show the LLVM IR of a function it loaded from its cache, and a local test
     run after the first finds every kernel cached; the IR tests compile from the text.
+    `tuned`: compile as the runtime compiles a fused chain module (loops interleaved).
     """
     text = Path(module.__file__).read_text().replace("cache=True", "cache=False")
     namespace: dict = {}
     exec(compile(text, module.__file__, "exec"), namespace)
+    if tuned:
+        tune_module(namespace)
     return namespace
 
 

@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:51986ef6cee07cfb4d76bbb33e67150ec3de9813892d651c0b25c54c71dafa0c
+# hash:       sha256:1f1bc63f9e87454866e42d2cb68fe9c25ea8b6d1a69fafaf8a0e602e2cad1ce6
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '51986ef6cee07cfb4d76bbb33e67150ec3de9813892d651c0b25c54c71dafa0c'
+HASH = '1f1bc63f9e87454866e42d2cb68fe9c25ea8b6d1a69fafaf8a0e602e2cad1ce6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -435,7 +435,6 @@ def inverse(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -447,11 +446,18 @@ def inverse(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -476,7 +482,6 @@ def inverse_parallel(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -488,11 +493,18 @@ def inverse_parallel(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -579,7 +591,6 @@ def inverse_log_det_jacobian(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -591,11 +602,18 @@ def inverse_log_det_jacobian(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -620,7 +638,6 @@ def inverse_log_det_jacobian_parallel(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -632,11 +649,18 @@ def inverse_log_det_jacobian_parallel(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -727,7 +751,6 @@ def inverse_and_log_det(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -741,13 +764,20 @@ def inverse_and_log_det(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -772,7 +802,6 @@ def inverse_and_log_det_parallel(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -786,13 +815,20 @@ def inverse_and_log_det_parallel(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -887,7 +923,6 @@ def inverse_partials(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -903,7 +938,6 @@ def inverse_partials(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -912,6 +946,14 @@ def inverse_partials(y, shift, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -936,7 +978,6 @@ def inverse_partials_parallel(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -952,7 +993,6 @@ def inverse_partials_parallel(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -961,6 +1001,14 @@ def inverse_partials_parallel(y, shift, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1055,7 +1103,6 @@ def inverse_log_det_jacobian_partials(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1071,7 +1118,6 @@ def inverse_log_det_jacobian_partials(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1080,6 +1126,14 @@ def inverse_log_det_jacobian_partials(y, shift, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1104,7 +1158,6 @@ def inverse_log_det_jacobian_partials_parallel(y, shift, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1120,7 +1173,6 @@ def inverse_log_det_jacobian_partials_parallel(y, shift, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1129,6 +1181,14 @@ def inverse_log_det_jacobian_partials_parallel(y, shift, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = shift[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

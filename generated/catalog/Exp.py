@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:b2edd5a0dea625c637989f59f041530d19acd82e38dc0e824b856b56ef1e6a14
+# hash:       sha256:8bbe08b7468d559d38023a48b0164846b3bb2985381b58aab2f5b4997ecb6796
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = 'b2edd5a0dea625c637989f59f041530d19acd82e38dc0e824b856b56ef1e6a14'
+HASH = '8bbe08b7468d559d38023a48b0164846b3bb2985381b58aab2f5b4997ecb6796'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -469,11 +469,16 @@ def inverse(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -491,11 +496,16 @@ def inverse_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -547,11 +557,16 @@ def inverse_log_det_jacobian(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -569,11 +584,16 @@ def inverse_log_det_jacobian_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -627,13 +647,18 @@ def inverse_and_log_det(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -651,13 +676,18 @@ def inverse_and_log_det_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -709,11 +739,16 @@ def inverse_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -731,11 +766,16 @@ def inverse_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -787,11 +827,16 @@ def inverse_log_det_jacobian_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -809,11 +854,16 @@ def inverse_log_det_jacobian_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:14f6cb0a3becb8dc673b05b399617bb119318f2bc46824e48c4e82df4a0a13fe
+# hash:       sha256:d636b7f0567d2cf8279c7ecc00e27e37ac243dfd10814e1f81afa21cae371aef
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '14f6cb0a3becb8dc673b05b399617bb119318f2bc46824e48c4e82df4a0a13fe'
+HASH = 'd636b7f0567d2cf8279c7ecc00e27e37ac243dfd10814e1f81afa21cae371aef'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -623,7 +623,6 @@ def inverse(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -635,11 +634,18 @@ def inverse(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -664,7 +670,6 @@ def inverse_parallel(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -676,11 +681,18 @@ def inverse_parallel(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -767,7 +779,6 @@ def inverse_log_det_jacobian(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -779,11 +790,18 @@ def inverse_log_det_jacobian(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -808,7 +826,6 @@ def inverse_log_det_jacobian_parallel(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -820,11 +837,18 @@ def inverse_log_det_jacobian_parallel(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -915,7 +939,6 @@ def inverse_and_log_det(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -929,13 +952,20 @@ def inverse_and_log_det(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -960,7 +990,6 @@ def inverse_and_log_det_parallel(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -974,13 +1003,20 @@ def inverse_and_log_det_parallel(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1075,7 +1111,6 @@ def inverse_partials(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1091,7 +1126,6 @@ def inverse_partials(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1100,6 +1134,14 @@ def inverse_partials(y, loc, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1124,7 +1166,6 @@ def inverse_partials_parallel(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1140,7 +1181,6 @@ def inverse_partials_parallel(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1149,6 +1189,14 @@ def inverse_partials_parallel(y, loc, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1243,7 +1291,6 @@ def inverse_log_det_jacobian_partials(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1259,7 +1306,6 @@ def inverse_log_det_jacobian_partials(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1268,6 +1314,14 @@ def inverse_log_det_jacobian_partials(y, loc, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1292,7 +1346,6 @@ def inverse_log_det_jacobian_partials_parallel(y, loc, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1308,7 +1361,6 @@ def inverse_log_det_jacobian_partials_parallel(y, loc, scale, out):
             _q1 = scale[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1317,6 +1369,14 @@ def inverse_log_det_jacobian_partials_parallel(y, loc, scale, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = loc[_i * _s0]
+        _q1 = scale[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

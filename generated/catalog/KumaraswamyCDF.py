@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:7248b2112d0cc7adb6f19ae6c9ff309b80ddf6a31639dfb3f0e5785bc6732b13
+# hash:       sha256:16089b6f71ade0b4ed616d6b3f39808f4207fe4660a0ad769e72ae0a9d25f3bf
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = '7248b2112d0cc7adb6f19ae6c9ff309b80ddf6a31639dfb3f0e5785bc6732b13'
+HASH = '16089b6f71ade0b4ed616d6b3f39808f4207fe4660a0ad769e72ae0a9d25f3bf'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -710,7 +710,6 @@ def forward(x, concentration1, concentration0, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0, _p1)
@@ -721,11 +720,17 @@ def forward(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -749,7 +754,6 @@ def forward_parallel(x, concentration1, concentration0, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0, _p1)
@@ -760,11 +764,17 @@ def forward_parallel(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -789,7 +799,6 @@ def inverse(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -801,11 +810,18 @@ def inverse(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -830,7 +846,6 @@ def inverse_parallel(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -842,11 +857,18 @@ def inverse_parallel(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -870,7 +892,6 @@ def forward_log_det_jacobian(x, concentration1, concentration0, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0, _p1)
@@ -881,11 +902,17 @@ def forward_log_det_jacobian(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -909,7 +936,6 @@ def forward_log_det_jacobian_parallel(x, concentration1, concentration0, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0, _p1)
@@ -920,11 +946,17 @@ def forward_log_det_jacobian_parallel(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -949,7 +981,6 @@ def inverse_log_det_jacobian(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -961,11 +992,18 @@ def inverse_log_det_jacobian(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -990,7 +1028,6 @@ def inverse_log_det_jacobian_parallel(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -1002,11 +1039,18 @@ def inverse_log_det_jacobian_parallel(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1030,7 +1074,6 @@ def forward_and_log_det(x, concentration1, concentration0, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1043,13 +1086,19 @@ def forward_and_log_det(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1073,7 +1122,6 @@ def forward_and_log_det_parallel(x, concentration1, concentration0, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1086,13 +1134,19 @@ def forward_and_log_det_parallel(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1117,7 +1171,6 @@ def inverse_and_log_det(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1131,13 +1184,20 @@ def inverse_and_log_det(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1162,7 +1222,6 @@ def inverse_and_log_det_parallel(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1176,13 +1235,20 @@ def inverse_and_log_det_parallel(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1206,7 +1272,6 @@ def forward_partials(x, concentration1, concentration0, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1221,7 +1286,6 @@ def forward_partials(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1230,6 +1294,13 @@ def forward_partials(x, concentration1, concentration0, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1253,7 +1324,6 @@ def forward_partials_parallel(x, concentration1, concentration0, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1268,7 +1338,6 @@ def forward_partials_parallel(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1277,6 +1346,13 @@ def forward_partials_parallel(x, concentration1, concentration0, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1301,7 +1377,6 @@ def inverse_partials(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1317,7 +1392,6 @@ def inverse_partials(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1326,6 +1400,14 @@ def inverse_partials(y, concentration1, concentration0, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1350,7 +1432,6 @@ def inverse_partials_parallel(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1366,7 +1447,6 @@ def inverse_partials_parallel(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1375,6 +1455,14 @@ def inverse_partials_parallel(y, concentration1, concentration0, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1398,7 +1486,6 @@ def forward_log_det_jacobian_partials(x, concentration1, concentration0, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1413,7 +1500,6 @@ def forward_log_det_jacobian_partials(x, concentration1, concentration0, out):
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1422,6 +1508,13 @@ def forward_log_det_jacobian_partials(x, concentration1, concentration0, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1445,7 +1538,6 @@ def forward_log_det_jacobian_partials_parallel(x, concentration1, concentration0
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1460,7 +1552,6 @@ def forward_log_det_jacobian_partials_parallel(x, concentration1, concentration0
             _q0 = concentration1[_i * _s0]
             _q1 = concentration0[_i * _s1]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1469,6 +1560,13 @@ def forward_log_det_jacobian_partials_parallel(x, concentration1, concentration0
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1493,7 +1591,6 @@ def inverse_log_det_jacobian_partials(y, concentration1, concentration0, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1509,7 +1606,6 @@ def inverse_log_det_jacobian_partials(y, concentration1, concentration0, out):
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1518,6 +1614,14 @@ def inverse_log_det_jacobian_partials(y, concentration1, concentration0, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1542,7 +1646,6 @@ def inverse_log_det_jacobian_partials_parallel(y, concentration1, concentration0
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1558,7 +1661,6 @@ def inverse_log_det_jacobian_partials_parallel(y, concentration1, concentration0
             _q1 = concentration0[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1567,6 +1669,14 @@ def inverse_log_det_jacobian_partials_parallel(y, concentration1, concentration0
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = concentration1[_i * _s0]
+        _q1 = concentration0[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

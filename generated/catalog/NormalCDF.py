@@ -12,7 +12,7 @@
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
 # float32:    forward, inverse, inverse_log_det_jacobian, forward_and_log_det, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_ndtr_v, _sf_ndtri)
-# hash:       sha256:e1278b0c05d7d34f2cc75f73923bf2f51b5003a6883b9280e34b2dcf391f2744
+# hash:       sha256:e357d23ff5aa5786d194d98ef8b2618d51c6eb2fc56ab463e33fdb4c4387cd96
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = 'e1278b0c05d7d34f2cc75f73923bf2f51b5003a6883b9280e34b2dcf391f2744'
+HASH = 'e357d23ff5aa5786d194d98ef8b2618d51c6eb2fc56ab463e33fdb4c4387cd96'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -673,11 +673,16 @@ def inverse(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -695,11 +700,16 @@ def inverse_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -751,11 +761,16 @@ def inverse_log_det_jacobian(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -773,11 +788,16 @@ def inverse_log_det_jacobian_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -831,13 +851,18 @@ def inverse_and_log_det(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -855,13 +880,18 @@ def inverse_and_log_det_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -913,11 +943,16 @@ def inverse_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -935,11 +970,16 @@ def inverse_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -991,11 +1031,16 @@ def inverse_log_det_jacobian_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1013,11 +1058,16 @@ def inverse_log_det_jacobian_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

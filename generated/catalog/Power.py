@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:083429b2816cbd797788459ed1c1b910ad6154bc1765c6dfd67f9cb1d9a6b3eb
+# hash:       sha256:d11d5ea06df0a7f2dde03ed6074bd94f9a4f23998921fc77b8a2fa3d89da4ad3
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '083429b2816cbd797788459ed1c1b910ad6154bc1765c6dfd67f9cb1d9a6b3eb'
+HASH = 'd11d5ea06df0a7f2dde03ed6074bd94f9a4f23998921fc77b8a2fa3d89da4ad3'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -398,7 +398,6 @@ def forward(x, power, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0)
@@ -408,11 +407,16 @@ def forward(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -434,7 +438,6 @@ def forward_parallel(x, power, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0)
@@ -444,11 +447,16 @@ def forward_parallel(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -471,7 +479,6 @@ def inverse(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -482,11 +489,17 @@ def inverse(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -509,7 +522,6 @@ def inverse_parallel(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -520,11 +532,17 @@ def inverse_parallel(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -546,7 +564,6 @@ def forward_log_det_jacobian(x, power, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0)
@@ -556,11 +573,16 @@ def forward_log_det_jacobian(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -582,7 +604,6 @@ def forward_log_det_jacobian_parallel(x, power, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0)
@@ -592,11 +613,16 @@ def forward_log_det_jacobian_parallel(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -619,7 +645,6 @@ def inverse_log_det_jacobian(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -630,11 +655,17 @@ def inverse_log_det_jacobian(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -657,7 +688,6 @@ def inverse_log_det_jacobian_parallel(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -668,11 +698,17 @@ def inverse_log_det_jacobian_parallel(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -694,7 +730,6 @@ def forward_and_log_det(x, power, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -706,13 +741,18 @@ def forward_and_log_det(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -734,7 +774,6 @@ def forward_and_log_det_parallel(x, power, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -746,13 +785,18 @@ def forward_and_log_det_parallel(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -775,7 +819,6 @@ def inverse_and_log_det(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -788,13 +831,19 @@ def inverse_and_log_det(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -817,7 +866,6 @@ def inverse_and_log_det_parallel(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -830,13 +878,19 @@ def inverse_and_log_det_parallel(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -858,7 +912,6 @@ def forward_partials(x, power, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -870,13 +923,18 @@ def forward_partials(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -898,7 +956,6 @@ def forward_partials_parallel(x, power, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -910,13 +967,18 @@ def forward_partials_parallel(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -939,7 +1001,6 @@ def inverse_partials(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -952,13 +1013,19 @@ def inverse_partials(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -981,7 +1048,6 @@ def inverse_partials_parallel(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -994,13 +1060,19 @@ def inverse_partials_parallel(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1022,7 +1094,6 @@ def forward_log_det_jacobian_partials(x, power, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1034,13 +1105,18 @@ def forward_log_det_jacobian_partials(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = fldj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1062,7 +1138,6 @@ def forward_log_det_jacobian_partials_parallel(x, power, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1074,13 +1149,18 @@ def forward_log_det_jacobian_partials_parallel(x, power, out):
             _v = np.float64(x[_i])
             _q0 = power[_i * _s0]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = fldj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = power[_i * _s0]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1103,7 +1183,6 @@ def inverse_log_det_jacobian_partials(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1116,13 +1195,19 @@ def inverse_log_det_jacobian_partials(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1145,7 +1230,6 @@ def inverse_log_det_jacobian_partials_parallel(y, power, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1158,13 +1242,19 @@ def inverse_log_det_jacobian_partials_parallel(y, power, out):
             _q0 = power[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = power[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

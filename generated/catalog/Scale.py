@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:9d9fadf2650f695afc88c098b2df5c939cbff021f9cdbc77d3ec2f5b2a15cd83
+# hash:       sha256:1f4d306d1517137b65890513ecd236794eb1d541da55ad06ac2557a154539af9
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '9d9fadf2650f695afc88c098b2df5c939cbff021f9cdbc77d3ec2f5b2a15cd83'
+HASH = '1f4d306d1517137b65890513ecd236794eb1d541da55ad06ac2557a154539af9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -422,7 +422,6 @@ def inverse(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -433,11 +432,17 @@ def inverse(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -460,7 +465,6 @@ def inverse_parallel(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -471,11 +475,17 @@ def inverse_parallel(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -554,7 +564,6 @@ def inverse_log_det_jacobian(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -565,11 +574,17 @@ def inverse_log_det_jacobian(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -592,7 +607,6 @@ def inverse_log_det_jacobian_parallel(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -603,11 +617,17 @@ def inverse_log_det_jacobian_parallel(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -690,7 +710,6 @@ def inverse_and_log_det(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -703,13 +722,19 @@ def inverse_and_log_det(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -732,7 +757,6 @@ def inverse_and_log_det_parallel(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -745,13 +769,19 @@ def inverse_and_log_det_parallel(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -834,7 +864,6 @@ def inverse_partials(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -847,13 +876,19 @@ def inverse_partials(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -876,7 +911,6 @@ def inverse_partials_parallel(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -889,13 +923,19 @@ def inverse_partials_parallel(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -978,7 +1018,6 @@ def inverse_log_det_jacobian_partials(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -991,13 +1030,19 @@ def inverse_log_det_jacobian_partials(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1020,7 +1065,6 @@ def inverse_log_det_jacobian_partials_parallel(y, scale, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1033,13 +1077,19 @@ def inverse_log_det_jacobian_partials_parallel(y, scale, out):
             _q0 = scale[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

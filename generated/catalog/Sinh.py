@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:8b6f3c7a01da5d9f302582f98d8580e39cd74072bb790d7391a4ecd79f86b015
+# hash:       sha256:581891a669341c807d7e9b735ed98893733c10900204e51e700acd5269733138
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '8b6f3c7a01da5d9f302582f98d8580e39cd74072bb790d7391a4ecd79f86b015'
+HASH = '581891a669341c807d7e9b735ed98893733c10900204e51e700acd5269733138'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

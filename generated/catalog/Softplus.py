@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:9dcb5fb9cbc361fce61f6d01a45e9ac34810a9a87ee64897fdadbae8d1e0b633
+# hash:       sha256:e161db3fda1843b2895af36453c0dc20b6198873b30a259141711f38bf8ab0ce
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = '9dcb5fb9cbc361fce61f6d01a45e9ac34810a9a87ee64897fdadbae8d1e0b633'
+HASH = 'e161db3fda1843b2895af36453c0dc20b6198873b30a259141711f38bf8ab0ce'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -803,7 +803,6 @@ def inverse(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -814,11 +813,17 @@ def inverse(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -841,7 +846,6 @@ def inverse_parallel(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -852,11 +856,17 @@ def inverse_parallel(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -935,7 +945,6 @@ def inverse_log_det_jacobian(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -946,11 +955,17 @@ def inverse_log_det_jacobian(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -973,7 +988,6 @@ def inverse_log_det_jacobian_parallel(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -984,11 +998,17 @@ def inverse_log_det_jacobian_parallel(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1071,7 +1091,6 @@ def inverse_and_log_det(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1084,13 +1103,19 @@ def inverse_and_log_det(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1113,7 +1138,6 @@ def inverse_and_log_det_parallel(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1126,13 +1150,19 @@ def inverse_and_log_det_parallel(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1215,7 +1245,6 @@ def inverse_partials(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1228,13 +1257,19 @@ def inverse_partials(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1257,7 +1292,6 @@ def inverse_partials_parallel(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1270,13 +1304,19 @@ def inverse_partials_parallel(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1359,7 +1399,6 @@ def inverse_log_det_jacobian_partials(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1372,13 +1411,19 @@ def inverse_log_det_jacobian_partials(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1401,7 +1446,6 @@ def inverse_log_det_jacobian_partials_parallel(y, hinge_softness, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1414,13 +1458,19 @@ def inverse_log_det_jacobian_partials_parallel(y, hinge_softness, out):
             _q0 = hinge_softness[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = hinge_softness[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:dc0e61651834f276a675a8c794ddb7df21298a58c8992843f53ded160cb525bb
+# hash:       sha256:7719e7b83410994d45fe2a0b839f2bcfdfa5bd0ab4d3ae5f97ddcecfa7eef9cd
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = 'dc0e61651834f276a675a8c794ddb7df21298a58c8992843f53ded160cb525bb'
+HASH = '7719e7b83410994d45fe2a0b839f2bcfdfa5bd0ab4d3ae5f97ddcecfa7eef9cd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -430,11 +430,16 @@ def inverse(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -452,11 +457,16 @@ def inverse_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -508,11 +518,16 @@ def inverse_log_det_jacobian(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -530,11 +545,16 @@ def inverse_log_det_jacobian_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -588,13 +608,18 @@ def inverse_and_log_det(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -612,13 +637,18 @@ def inverse_and_log_det_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -670,11 +700,16 @@ def inverse_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -692,11 +727,16 @@ def inverse_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -748,11 +788,16 @@ def inverse_log_det_jacobian_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -770,11 +815,16 @@ def inverse_log_det_jacobian_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:e3cf157fc92981cf79e660f8307a2db4bb2724fc48c2962892d0259c126e24a4
+# hash:       sha256:ec09ce834a09dbe9c9821be5298e0be77733c07649bb8e23f42f3b412f849c8f
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = 'e3cf157fc92981cf79e660f8307a2db4bb2724fc48c2962892d0259c126e24a4'
+HASH = 'ec09ce834a09dbe9c9821be5298e0be77733c07649bb8e23f42f3b412f849c8f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -812,11 +812,16 @@ def inverse(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -834,11 +839,16 @@ def inverse_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -890,11 +900,16 @@ def inverse_log_det_jacobian(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -912,11 +927,16 @@ def inverse_log_det_jacobian_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -970,13 +990,18 @@ def inverse_and_log_det(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -994,13 +1019,18 @@ def inverse_and_log_det_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1052,11 +1082,16 @@ def inverse_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1074,11 +1109,16 @@ def inverse_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1130,11 +1170,16 @@ def inverse_log_det_jacobian_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1152,11 +1197,16 @@ def inverse_log_det_jacobian_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo or _v > _hi:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:6a41a686ce860ca34f09c5e50e1284084f682fe04525f5f2031687f4ab35e3b5
+# hash:       sha256:1992d2c8d99d64b02fdcb5268e2643e6a6ef134bf07b7497c426f888f150e88a
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '6a41a686ce860ca34f09c5e50e1284084f682fe04525f5f2031687f4ab35e3b5'
+HASH = '1992d2c8d99d64b02fdcb5268e2643e6a6ef134bf07b7497c426f888f150e88a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -691,7 +691,6 @@ def forward(x, scale, concentration, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0, _p1)
@@ -702,11 +701,17 @@ def forward(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -730,7 +735,6 @@ def forward_parallel(x, scale, concentration, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0, _p1)
@@ -741,11 +745,17 @@ def forward_parallel(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -770,7 +780,6 @@ def inverse(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -782,11 +791,18 @@ def inverse(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -811,7 +827,6 @@ def inverse_parallel(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0, _p1)
@@ -823,11 +838,18 @@ def inverse_parallel(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -851,7 +873,6 @@ def forward_log_det_jacobian(x, scale, concentration, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0, _p1)
@@ -862,11 +883,17 @@ def forward_log_det_jacobian(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -890,7 +917,6 @@ def forward_log_det_jacobian_parallel(x, scale, concentration, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0, _p1)
@@ -901,11 +927,17 @@ def forward_log_det_jacobian_parallel(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -930,7 +962,6 @@ def inverse_log_det_jacobian(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -942,11 +973,18 @@ def inverse_log_det_jacobian(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -971,7 +1009,6 @@ def inverse_log_det_jacobian_parallel(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0, _p1)
@@ -983,11 +1020,18 @@ def inverse_log_det_jacobian_parallel(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1011,7 +1055,6 @@ def forward_and_log_det(x, scale, concentration, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1024,13 +1067,19 @@ def forward_and_log_det(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1054,7 +1103,6 @@ def forward_and_log_det_parallel(x, scale, concentration, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1067,13 +1115,19 @@ def forward_and_log_det_parallel(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1098,7 +1152,6 @@ def inverse_and_log_det(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1112,13 +1165,20 @@ def inverse_and_log_det(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1143,7 +1203,6 @@ def inverse_and_log_det_parallel(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1157,13 +1216,20 @@ def inverse_and_log_det_parallel(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0, _q1)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1187,7 +1253,6 @@ def forward_partials(x, scale, concentration, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1202,7 +1267,6 @@ def forward_partials(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1211,6 +1275,13 @@ def forward_partials(x, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1234,7 +1305,6 @@ def forward_partials_parallel(x, scale, concentration, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1249,7 +1319,6 @@ def forward_partials_parallel(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1258,6 +1327,13 @@ def forward_partials_parallel(x, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1282,7 +1358,6 @@ def inverse_partials(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1298,7 +1373,6 @@ def inverse_partials(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1307,6 +1381,14 @@ def inverse_partials(y, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1331,7 +1413,6 @@ def inverse_partials_parallel(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1347,7 +1428,6 @@ def inverse_partials_parallel(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1356,6 +1436,14 @@ def inverse_partials_parallel(y, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1379,7 +1467,6 @@ def forward_log_det_jacobian_partials(x, scale, concentration, out):
         for _i in range(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1394,7 +1481,6 @@ def forward_log_det_jacobian_partials(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1403,6 +1489,13 @@ def forward_log_det_jacobian_partials(x, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1426,7 +1519,6 @@ def forward_log_det_jacobian_partials_parallel(x, scale, concentration, out):
         for _i in numba.prange(_n):
             _v = np.float64(x[_i])
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1441,7 +1533,6 @@ def forward_log_det_jacobian_partials_parallel(x, scale, concentration, out):
             _q0 = scale[_i * _s0]
             _q1 = concentration[_i * _s1]
             if _v < 0.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1450,6 +1541,13 @@ def forward_log_det_jacobian_partials_parallel(x, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        if _v < 0.0:
+            _bad += 1
     return _bad
 
 
@@ -1474,7 +1572,6 @@ def inverse_log_det_jacobian_partials(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1490,7 +1587,6 @@ def inverse_log_det_jacobian_partials(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1499,6 +1595,14 @@ def inverse_log_det_jacobian_partials(y, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 
@@ -1523,7 +1627,6 @@ def inverse_log_det_jacobian_partials_parallel(y, scale, concentration, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0, _p1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1539,7 +1642,6 @@ def inverse_log_det_jacobian_partials_parallel(y, scale, concentration, out):
             _q1 = concentration[_i * _s1]
             _lo, _hi = codomain_scalar(_q0, _q1)
             if _v < _lo or _v > _hi:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
                 out[2, _i] = np.nan
@@ -1548,6 +1650,14 @@ def inverse_log_det_jacobian_partials_parallel(y, scale, concentration, out):
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
                 out[2, _i] = _r[2]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = scale[_i * _s0]
+        _q1 = concentration[_i * _s1]
+        _lo, _hi = codomain_scalar(_q0, _q1)
+        if _v < _lo or _v > _hi:
+            _bad += 1
     return _bad
 
 

@@ -178,7 +178,6 @@ def _batch(
         return [
             *out,
             f"{indent}if {' or '.join(tests)}:\n",
-            *([] if float32 else [f"{indent}    _bad += 1\n"]),
             *(f"{indent}    out[{k}, _i] = np.nan\n" for k in range(n_out)),
             f"{indent}else:\n",
             f"{indent}    _r = {call}\n",
@@ -202,9 +201,10 @@ def _batch(
         lines.append(f"    for _i in {loop}(_n):\n")
         lines.extend(body("        ", [], False))
     checked = (lo is not None or hi is not None) if side == "y" else (lo or hi)
-    if float32 and checked:
-        # Counted in a pass of its own, with the float64 parameters: an int64 counter in the
-        # loop above would make LLVM pick 4 lanes (an int64 vector's width), not 8 floats.
+    if checked:
+        # Counted in a pass of its own, with the float64 parameters. An int64 counter in the
+        # loop above would make LLVM pick 4 lanes (an int64 vector's width) for float32, not
+        # 8, and lengthens the loop's body for float64 (see `symflow.runtime.tuning`).
         lines.append(f"    # inputs outside the {region}\n")
         lines.append(f"    for _i in {loop}(_n):\n")
         lines.extend(body("        ", [f"_q{j}" for j in range(len(params))], True, True))

@@ -277,7 +277,6 @@ def _batch(
     loop = "numba.prange" if parallel else "range"
     lines = [f"    _s{j} = 1 if {a}.shape[0] > 1 else 0\n" for j, a in enumerate(arg_names)]
     results = "_r" if n_out == 1 else ", ".join(f"_r{k}" for k in range(n_out))
-    first = "_r" if n_out == 1 else "_r0"
     suffix = "_f32" if float32 else ""
     # float32 variants take the element as it is and round parameters and constants once.
     # (Under new names: Numba gives a variable one type, so `_k0 = np.float32(_k0)` would
@@ -311,9 +310,6 @@ def _batch(
         call = f"{kernel}_scalar{suffix}({', '.join(['_v', *qs, *consts])})"
         out.append(f"{indent}{results} = {call}\n")
         out.extend(f"{indent}{s}\n" for s in stores)
-        if not float32:
-            out.append(f"{indent}if {first} != {first} and _v == _v:\n")
-            out.append(f"{indent}    _bad += 1\n")
         return out
 
     if arg_names:
@@ -337,13 +333,13 @@ def _batch(
     else:
         lines.append(f"    for _i in {loop}(_n):\n")
         lines.extend(body("        ", [], False))
-    if float32:
-        # Counted in a pass of its own: an int64 counter in the loop above would make LLVM
-        # pick 4 lanes (the width of an int64 vector) instead of 8 floats.
-        lines.append("    # inputs outside some member's interval: nan out, non-nan in\n")
-        lines.append(f"    for _i in {loop}(_n):\n")
-        lines.append(f"        if out[0, _i] != out[0, _i] and {inp}[_i] == {inp}[_i]:\n")
-        lines.append("            _bad += 1\n")
+    # Counted in a pass of its own: an int64 counter in the loop above would make LLVM
+    # pick 4 lanes (the width of an int64 vector) for float32 instead of 8, and for
+    # float64 it measured 1.6x slower (issue-6 chain forward, see `symflow.runtime.tuning`).
+    lines.append("    # inputs outside some member's interval: nan out, non-nan in\n")
+    lines.append(f"    for _i in {loop}(_n):\n")
+    lines.append(f"        if out[0, _i] != out[0, _i] and {inp}[_i] == {inp}[_i]:\n")
+    lines.append("            _bad += 1\n")
     precision = ", computed in float32 for a float32 input" if float32 else ""
     return render(
         FUSED_BATCH,

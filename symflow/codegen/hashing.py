@@ -25,7 +25,8 @@ CODEGEN_OPTIONS = (
 )
 
 _PACKAGE = Path(__file__).resolve().parent.parent
-#: The files whose text decides what a declaration compiles to.
+#: The files whose text decides what a declaration compiles to (`runtime/tuning.py`: how
+#: LLVM compiles it; Numba's own cache would otherwise keep code compiled the old way).
 _COMPILER_SOURCES = (
     "symbolic/*.py",
     "checks.py",
@@ -33,6 +34,7 @@ _COMPILER_SOURCES = (
     "codegen/*.py",
     "runtime/declared.py",
     "runtime/fused.py",
+    "runtime/tuning.py",
 )
 
 

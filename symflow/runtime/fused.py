@@ -23,6 +23,7 @@ from symflow.codegen.hashing import CODEGEN_OPTIONS, compiler_fingerprint
 from symflow.runtime.bijector import ElementwiseBijector, broadcast_flat
 from symflow.runtime.float32 import float32_choice
 from symflow.runtime.loader import read_entry, write_entry
+from symflow.runtime.tuning import tune_module
 
 __all__ = ["FusedKernels", "fused_kernels"]
 
@@ -117,6 +118,7 @@ def fused_kernels(
             "symflow_version": __version__,
         }
         entry = write_entry(emit_chain_module(plan), meta)
+    tune_module(entry.module)
     arrays = [p for m, _ in members for p in m._param_list]
     names = [f"{m.name}.{p}" for m, _ in members for p in m.module.PARAMETERS]
     names += [f"{base.label}.{p.name}" for p in base.parameters] if base is not None else []

@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:c9b4cc79c7087cc11b0e23c4bbd02de4dfbd36e5277cdd410924a78733a3034c
+# hash:       sha256:dffa4dbaa5da77b7495a5823056cd3822f5d34b12580a4f2867cc6f9d1f6c90b
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = 'c9b4cc79c7087cc11b0e23c4bbd02de4dfbd36e5277cdd410924a78733a3034c'
+HASH = 'dffa4dbaa5da77b7495a5823056cd3822f5d34b12580a4f2867cc6f9d1f6c90b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -547,7 +547,6 @@ def forward(u, rate, out):
         for _i in range(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0)
@@ -557,11 +556,16 @@ def forward(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -583,7 +587,6 @@ def forward_parallel(u, rate, out):
         for _i in numba.prange(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _p0)
@@ -593,11 +596,16 @@ def forward_parallel(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = forward_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -620,7 +628,6 @@ def inverse(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -631,11 +638,17 @@ def inverse(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -658,7 +671,6 @@ def inverse_parallel(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _p0)
@@ -669,11 +681,17 @@ def inverse_parallel(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = inverse_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -695,7 +713,6 @@ def forward_log_det_jacobian(u, rate, out):
         for _i in range(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0)
@@ -705,11 +722,16 @@ def forward_log_det_jacobian(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -731,7 +753,6 @@ def forward_log_det_jacobian_parallel(u, rate, out):
         for _i in numba.prange(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _p0)
@@ -741,11 +762,16 @@ def forward_log_det_jacobian_parallel(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = fldj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -768,7 +794,6 @@ def inverse_log_det_jacobian(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -779,11 +804,17 @@ def inverse_log_det_jacobian(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -806,7 +837,6 @@ def inverse_log_det_jacobian_parallel(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _p0)
@@ -817,11 +847,17 @@ def inverse_log_det_jacobian_parallel(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
             else:
                 _r = ildj_scalar(_v, _q0)
                 out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -843,7 +879,6 @@ def forward_and_log_det(u, rate, out):
         for _i in range(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -855,13 +890,18 @@ def forward_and_log_det(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -883,7 +923,6 @@ def forward_and_log_det_parallel(u, rate, out):
         for _i in numba.prange(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -895,13 +934,18 @@ def forward_and_log_det_parallel(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_fldj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -924,7 +968,6 @@ def inverse_and_log_det(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -937,13 +980,19 @@ def inverse_and_log_det(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -966,7 +1015,6 @@ def inverse_and_log_det_parallel(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -979,13 +1027,19 @@ def inverse_and_log_det_parallel(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_ildj_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1007,7 +1061,6 @@ def forward_partials(u, rate, out):
         for _i in range(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1019,13 +1072,18 @@ def forward_partials(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1047,7 +1105,6 @@ def forward_partials_parallel(u, rate, out):
         for _i in numba.prange(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1059,13 +1116,18 @@ def forward_partials_parallel(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = forward_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1088,7 +1150,6 @@ def inverse_partials(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1101,13 +1162,19 @@ def inverse_partials(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1130,7 +1197,6 @@ def inverse_partials_parallel(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1143,13 +1209,19 @@ def inverse_partials_parallel(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = inverse_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1171,7 +1243,6 @@ def forward_log_det_jacobian_partials(u, rate, out):
         for _i in range(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1183,13 +1254,18 @@ def forward_log_det_jacobian_partials(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = fldj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1211,7 +1287,6 @@ def forward_log_det_jacobian_partials_parallel(u, rate, out):
         for _i in numba.prange(_n):
             _v = np.float64(u[_i])
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1223,13 +1298,18 @@ def forward_log_det_jacobian_partials_parallel(u, rate, out):
             _v = np.float64(u[_i])
             _q0 = rate[_i * _s0]
             if _v < 0.0 or _v > 1.0:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = fldj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(u[_i])
+        _q0 = rate[_i * _s0]
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -1252,7 +1332,6 @@ def inverse_log_det_jacobian_partials(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1265,13 +1344,19 @@ def inverse_log_det_jacobian_partials(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -1294,7 +1379,6 @@ def inverse_log_det_jacobian_partials_parallel(y, rate, out):
             _v = np.float64(y[_i])
             _lo, _hi = codomain_scalar(_p0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
@@ -1307,13 +1391,19 @@ def inverse_log_det_jacobian_partials_parallel(y, rate, out):
             _q0 = rate[_i * _s0]
             _lo, _hi = codomain_scalar(_q0)
             if _v < _lo:
-                _bad += 1
                 out[0, _i] = np.nan
                 out[1, _i] = np.nan
             else:
                 _r = ildj_partials_scalar(_v, _q0)
                 out[0, _i] = _r[0]
                 out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _q0 = rate[_i * _s0]
+        _lo, _hi = codomain_scalar(_q0)
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 

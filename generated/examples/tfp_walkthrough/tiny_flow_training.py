@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:382e2cf88e350e8b88a017023e952f3ff8096c62c5bddbf9a4e17bef90a5771b
+# hash:       sha256:2008db4036873bd10a7eabee16f9fb633ea43fa6472222c651cb04e6f1bd1e1f
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '382e2cf88e350e8b88a017023e952f3ff8096c62c5bddbf9a4e17bef90a5771b'
+HASH = '2008db4036873bd10a7eabee16f9fb633ea43fa6472222c651cb04e6f1bd1e1f'
 N = 2
 N_Q = 12
 N_MEMBERS = 2

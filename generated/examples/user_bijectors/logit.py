@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:9dc4c9b4914f3045468e34cfa0cf8732e3f77f927069fa704d9bcb88252e0235
+# hash:       sha256:b9d930ef28bc1be3956b2ed2921fc7f9b1ccbc2ed6d1c6b3bd13f3a7841ef022
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '9dc4c9b4914f3045468e34cfa0cf8732e3f77f927069fa704d9bcb88252e0235'
+HASH = 'b9d930ef28bc1be3956b2ed2921fc7f9b1ccbc2ed6d1c6b3bd13f3a7841ef022'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -634,11 +634,15 @@ def forward(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -655,11 +659,15 @@ def forward_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -710,11 +718,15 @@ def forward_log_det_jacobian(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -731,11 +743,15 @@ def forward_log_det_jacobian_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -786,13 +802,17 @@ def forward_and_log_det(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = forward_fldj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -809,13 +829,17 @@ def forward_and_log_det_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = forward_fldj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -868,11 +892,15 @@ def forward_partials(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -889,11 +917,15 @@ def forward_partials_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -944,11 +976,15 @@ def forward_log_det_jacobian_partials(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 
@@ -965,11 +1001,15 @@ def forward_log_det_jacobian_partials_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < 0.0 or _v > 1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < 0.0 or _v > 1.0:
+            _bad += 1
     return _bad
 
 

@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:a38d372b61358fbda8105c72701c9db1ad1b464472023560d822d389c66797bb
+# hash:       sha256:dc3259acae8bab318ffe914d7f1c55f80dc5d63c9a96be3d9445f271ad9e363c
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = 'a38d372b61358fbda8105c72701c9db1ad1b464472023560d822d389c66797bb'
+HASH = 'dc3259acae8bab318ffe914d7f1c55f80dc5d63c9a96be3d9445f271ad9e363c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

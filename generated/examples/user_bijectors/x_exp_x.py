@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:30ae552e594c214809ef8c2119f1084672b8074607b2b075bf7b003af005bb00
+# hash:       sha256:3ea87ea787b01a52a222d2fb1c08db72eead82f4140c4b0eaba5bcd139307ef8
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '30ae552e594c214809ef8c2119f1084672b8074607b2b075bf7b003af005bb00'
+HASH = '3ea87ea787b01a52a222d2fb1c08db72eead82f4140c4b0eaba5bcd139307ef8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -530,11 +530,15 @@ def forward(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -551,11 +555,15 @@ def forward_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -573,11 +581,16 @@ def inverse(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -595,11 +608,16 @@ def inverse_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -616,11 +634,15 @@ def forward_log_det_jacobian(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -637,11 +659,15 @@ def forward_log_det_jacobian_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -659,11 +685,16 @@ def inverse_log_det_jacobian(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -681,11 +712,16 @@ def inverse_log_det_jacobian_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -702,13 +738,17 @@ def forward_and_log_det(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = forward_fldj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -725,13 +765,17 @@ def forward_and_log_det_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = forward_fldj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -749,13 +793,18 @@ def inverse_and_log_det(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -773,13 +822,18 @@ def inverse_and_log_det_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
             out[1, _i] = np.nan
         else:
             _r = inverse_ildj_scalar(_v)
             out[0, _i] = _r[0]
             out[1, _i] = _r[1]
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -796,11 +850,15 @@ def forward_partials(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -817,11 +875,15 @@ def forward_partials_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = forward_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -839,11 +901,16 @@ def inverse_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -861,11 +928,16 @@ def inverse_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = inverse_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -882,11 +954,15 @@ def forward_log_det_jacobian_partials(x, out):
     for _i in range(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in range(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -903,11 +979,15 @@ def forward_log_det_jacobian_partials_parallel(x, out):
     for _i in numba.prange(_n):
         _v = np.float64(x[_i])
         if _v < -1.0:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = fldj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the domain
+    for _i in numba.prange(_n):
+        _v = np.float64(x[_i])
+        if _v < -1.0:
+            _bad += 1
     return _bad
 
 
@@ -925,11 +1005,16 @@ def inverse_log_det_jacobian_partials(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in range(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
@@ -947,11 +1032,16 @@ def inverse_log_det_jacobian_partials_parallel(y, out):
         _v = np.float64(y[_i])
         _lo, _hi = codomain_scalar()
         if _v < _lo:
-            _bad += 1
             out[0, _i] = np.nan
         else:
             _r = ildj_partials_scalar(_v)
             out[0, _i] = _r
+    # inputs outside the codomain
+    for _i in numba.prange(_n):
+        _v = np.float64(y[_i])
+        _lo, _hi = codomain_scalar()
+        if _v < _lo:
+            _bad += 1
     return _bad
 
 
