@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from vm_support import ulp_error
 
+from symflow.codegen import mathlib
 from symflow.codegen.helperbase import INLINE_NJIT_LINE, NJIT_LINE
 from symflow.codegen.mathlib import HELPERS, SCALAR_HELPERS, helper_sources
 
@@ -386,8 +387,21 @@ def test_special_values(compiled, name):
     assert not wrong, f"{name}: (input, got, wanted) {wrong}"
 
 
+@pytest.mark.parametrize("cond", [True, False])
+def test_select_picks_one_side_and_never_mixes_them(compiled, cond):
+    # A bit-mask select (training kernels' Piecewise): the untaken side's inf or nan must
+    # not leak into the result, and the taken side comes back bit for bit (-0.0 included).
+    select = compiled("_sf_select")
+    for a, b in [(1.5, math.inf), (-0.0, math.nan), (math.nan, 2.0), (-math.inf, 1e-310)]:
+        for fn in (select, mathlib._sf_select):
+            got, want = fn(cond, a, b), (a if cond else b)
+            assert _same(got, want), (fn, cond, a, b, got)
+    assert select(cond, 0, 3) == (0.0 if cond else 3.0)  # integer sides (printed constants)
+
+
 def test_every_public_helper_is_covered():
-    public = {n for n in SCALAR_HELPERS if n not in ("_sf_mul_err", "_sf_ndtri_guess")}
+    tools = ("_sf_mul_err", "_sf_ndtri_guess", "_sf_select")  # not functions of one x
+    public = {n for n in SCALAR_HELPERS if n not in tools}
     assert set(TRUTH) == set(POINTS) == set(SPECIAL) == set(MAX_ULP) == public
 
 
@@ -396,7 +410,7 @@ def test_every_public_helper_is_covered():
 # ---------------------------------------------------------------------------------------
 
 #: Names a helper body may use besides its own locals and the helpers it requires.
-ALLOWED_GLOBALS = {"numba", "math", "np", "range", "abs", "min", "max"}
+ALLOWED_GLOBALS = {"numba", "math", "np", "range", "abs", "min", "max", "int", "float"}
 
 
 @pytest.mark.parametrize("name", sorted(SCALAR_HELPERS), ids=lambda n: n.removeprefix("_sf_"))

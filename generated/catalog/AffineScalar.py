@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:1f1bc63f9e87454866e42d2cb68fe9c25ea8b6d1a69fafaf8a0e602e2cad1ce6
+# hash:       sha256:7e294af43341a11f07ec30788a63340450fb183ecebff662b2d9cc38eb6878b3
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '1f1bc63f9e87454866e42d2cb68fe9c25ea8b6d1a69fafaf8a0e602e2cad1ce6'
+HASH = '7e294af43341a11f07ec30788a63340450fb183ecebff662b2d9cc38eb6878b3'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

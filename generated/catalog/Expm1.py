@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:3d4a21fb6024cbfedec84ea9a60a4ed27421b9770c8fef26c8a9f073c39d7a40
+# hash:       sha256:ec4efdc58bf8802875ae5a9c5705f5e8f795a90c82d90b568b8925038f2dd099
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '3d4a21fb6024cbfedec84ea9a60a4ed27421b9770c8fef26c8a9f073c39d7a40'
+HASH = 'ec4efdc58bf8802875ae5a9c5705f5e8f795a90c82d90b568b8925038f2dd099'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:d636b7f0567d2cf8279c7ecc00e27e37ac243dfd10814e1f81afa21cae371aef
+# hash:       sha256:13351720520a6eab4778ca0ec278402033c3013d5dc679a6f129007a1ca06798
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = 'd636b7f0567d2cf8279c7ecc00e27e37ac243dfd10814e1f81afa21cae371aef'
+HASH = '13351720520a6eab4778ca0ec278402033c3013d5dc679a6f129007a1ca06798'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

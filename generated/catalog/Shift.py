@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:08833cdc94c129ffd3275698b11dbd6c52d7b7ca2f22360ada0cd63e8ab42f80
+# hash:       sha256:6f31879404b79a5ba5978a2392f1d03a98e52016b358166bfdc4a9467e55ea38
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '08833cdc94c129ffd3275698b11dbd6c52d7b7ca2f22360ada0cd63e8ab42f80'
+HASH = '6f31879404b79a5ba5978a2392f1d03a98e52016b358166bfdc4a9467e55ea38'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:50c7fa8d0518e3e197db0be19e0de4b622518378322e5ed898453c479fb1243f
+# hash:       sha256:808783e37c90ee3fb4daaf0ca7b08c5d818a4731ac744bc4bd71bcfb7ce5521a
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = '50c7fa8d0518e3e197db0be19e0de4b622518378322e5ed898453c479fb1243f'
+HASH = '808783e37c90ee3fb4daaf0ca7b08c5d818a4731ac744bc4bd71bcfb7ce5521a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

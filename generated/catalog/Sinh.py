@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:581891a669341c807d7e9b735ed98893733c10900204e51e700acd5269733138
+# hash:       sha256:4624af6c0f1545c98d3487b9ef4498ab2dd5fbc0e4372e63c8969b06fbcfcbf5
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '581891a669341c807d7e9b735ed98893733c10900204e51e700acd5269733138'
+HASH = '4624af6c0f1545c98d3487b9ef4498ab2dd5fbc0e4372e63c8969b06fbcfcbf5'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

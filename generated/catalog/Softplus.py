@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:e161db3fda1843b2895af36453c0dc20b6198873b30a259141711f38bf8ab0ce
+# hash:       sha256:6d377ba0eba6192e28956505562ea03fe0f3484a2c76530140efe71361436e68
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = 'e161db3fda1843b2895af36453c0dc20b6198873b30a259141711f38bf8ab0ce'
+HASH = '6d377ba0eba6192e28956505562ea03fe0f3484a2c76530140efe71361436e68'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

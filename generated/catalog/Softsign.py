@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:7719e7b83410994d45fe2a0b839f2bcfdfa5bd0ab4d3ae5f97ddcecfa7eef9cd
+# hash:       sha256:b48fc44836d2173396e162dca9ad9eb73dacefe1cf7235dd9a6ba7d72c9180d9
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '7719e7b83410994d45fe2a0b839f2bcfdfa5bd0ab4d3ae5f97ddcecfa7eef9cd'
+HASH = 'b48fc44836d2173396e162dca9ad9eb73dacefe1cf7235dd9a6ba7d72c9180d9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:ec09ce834a09dbe9c9821be5298e0be77733c07649bb8e23f42f3b412f849c8f
+# hash:       sha256:08dd5910ed384279642d85be8e50ea06bcb14d024e7bed81bfe8ba3c6693c523
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = 'ec09ce834a09dbe9c9821be5298e0be77733c07649bb8e23f42f3b412f849c8f'
+HASH = '08dd5910ed384279642d85be8e50ea06bcb14d024e7bed81bfe8ba3c6693c523'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:1992d2c8d99d64b02fdcb5268e2643e6a6ef134bf07b7497c426f888f150e88a
+# hash:       sha256:f83c1bb4501489d575c26da43a75a28018bf8984efdf35cc715694dc9fd954f8
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '1992d2c8d99d64b02fdcb5268e2643e6a6ef134bf07b7497c426f888f150e88a'
+HASH = 'f83c1bb4501489d575c26da43a75a28018bf8984efdf35cc715694dc9fd954f8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

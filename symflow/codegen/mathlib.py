@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from symflow.codegen import vm_erf, vm_exp, vm_exp32, vm_log, vm_log32, vm_logistic32
-from symflow.codegen.helperbase import INTRINSICS, Helper, njit_helper
+from symflow.codegen.helperbase import INTRINSICS, Helper, _sf_as_bits, _sf_from_bits, njit_helper
 from symflow.codegen.vm_exp import _sf_exp, _sf_expm1
 from symflow.codegen.vm_log import _sf_atanh, _sf_log, _sf_log1p
 
@@ -450,6 +450,21 @@ def _sf_cbrt(x):
     return math.copysign((y - r / (3.0 * h)) * scale, x)
 
 
+def _sf_select(c, a, b):
+    """`a if c else b` for a boolean c and float64 a, b, without a jump: a bit mask picks.
+
+    For loops LLVM does not vectorize (a training kernel's rows, whose sums are reductions
+    it may not reorder) a conditional expression can stay a conditional jump. Where the
+    condition is a coin flip (PReLU's sign near the optimum) the mispredicted jumps cost
+    more than the row's arithmetic: the tiny flow's training step took 4.30 µs with jumps,
+    4.04 µs with this (medians, the two modules run alternately in one process). Both sides
+    are computed, as in a vectorized loop; the untaken side's inf or nan is masked away,
+    never combined arithmetically.
+    """
+    m = -int(c)  # all ones or all zeros
+    return _sf_from_bits((_sf_as_bits(float(a)) & m) | (_sf_as_bits(float(b)) & ~m))
+
+
 # Registry
 
 
@@ -475,6 +490,7 @@ SCALAR_HELPERS: dict[str, Helper] = {
         _helper(_sf_logcosh, _sf_expm1, _sf_log1p, inline=True),
         _helper(_sf_logsinh, _sf_exp, _sf_log, _sf_log1p, _sf_mul_err, inline=True),
         _helper(_sf_cbrt, _sf_mul_err),
+        _helper(_sf_select, _sf_as_bits, _sf_from_bits),
     )
 }
 """The scalar special functions of this module, keyed by name."""

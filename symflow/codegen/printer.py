@@ -62,12 +62,29 @@ class KernelPrinter(PythonCodePrinter):
     would promote the whole expression), integer powers stay integer (``x**2`` is float32
     for a float32 x), and each helper `h` is called as its float32 version ``h_f32``.
     Printing raises `Float32UnavailableError` for a function without one.
+
+    With `branch_free`, a Piecewise is printed as nested ``_sf_select(cond, a, b)`` calls
+    (a bit-mask select) instead of conditional expressions, for loops that LLVM does not
+    vectorize and might compile into jumps (the training kernel's rows).
     """
 
-    def __init__(self, *, float32: bool = False) -> None:
+    def __init__(self, *, float32: bool = False, branch_free: bool = False) -> None:
         super().__init__({"fully_qualified_modules": True, "standard": "python3"})
         self.helpers: set[str] = set()
         self.float32 = float32
+        self.branch_free = branch_free
+
+    def _print_Piecewise(self, expr):  # noqa: N802
+        if not self.branch_free or self.float32:
+            return super()._print_Piecewise(expr)
+        *pieces, (last, last_cond) = expr.args
+        text = self._print(last) if last_cond == sp.true else "math.nan"
+        if last_cond != sp.true:
+            pieces.append((last, last_cond))
+        for value, cond in reversed(pieces):
+            text = f"_sf_select({self._print(cond)}, {self._print(value)}, {text})"
+        self.helpers.add("_sf_select")
+        return text
 
     def _num(self, text: str) -> str:
         """A constant in the printer's precision."""

@@ -177,7 +177,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
     per-row solve for its gradient: the rows only accumulate sum(c u^T) and sum(c), and
     M^-T is applied once per batch.
     """
-    printer = KernelPrinter()
+    printer = KernelPrinter(branch_free=True)  # rows are not vectorized: no jumps
     n = plan.event_size
     if n > MAX_UNROLLED_N:
         raise SymflowError(

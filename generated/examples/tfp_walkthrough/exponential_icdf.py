@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:dffa4dbaa5da77b7495a5823056cd3822f5d34b12580a4f2867cc6f9d1f6c90b
+# hash:       sha256:5142364e9d502e9b5621799ba5f17f11df2037bf7ea8a529a0368620584be309
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = 'dffa4dbaa5da77b7495a5823056cd3822f5d34b12580a4f2867cc6f9d1f6c90b'
+HASH = '5142364e9d502e9b5621799ba5f17f11df2037bf7ea8a529a0368620584be309'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:415e13033e2989ebad8972d96e9b5f6440cc99e6c15eca62c5e01bd6e0ede766
+# hash:       sha256:2a05b6845d96cbb03f92cb8aef3e276bebcbb1eb337cc8b7d534e0c824924e67
 """Compiled kernels of the prelu bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'prelu'
 PARAMETERS = ('alpha',)
-HASH = '415e13033e2989ebad8972d96e9b5f6440cc99e6c15eca62c5e01bd6e0ede766'
+HASH = '2a05b6845d96cbb03f92cb8aef3e276bebcbb1eb337cc8b7d534e0c824924e67'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:2008db4036873bd10a7eabee16f9fb633ea43fa6472222c651cb04e6f1bd1e1f
+# hash:       sha256:9a659b4234d80a60162ec3ef4ec6a3165a3083af24426f3faaef195c8dd8e178
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '2008db4036873bd10a7eabee16f9fb633ea43fa6472222c651cb04e6f1bd1e1f'
+HASH = '9a659b4234d80a60162ec3ef4ec6a3165a3083af24426f3faaef195c8dd8e178'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
@@ -32,7 +32,7 @@ BASE_LOG_NORM = 1.8378770664093453
 THETA_Q = np.array((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), dtype=np.int64)
 TRIL_POS0 = np.array((3, 2, 0), dtype=np.int64)
 
-# ---- helpers (3 requested)
+# ---- helpers (4 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -194,6 +194,22 @@ def _sf_log1p(x):
     r = x if x == 0.0 else r  # keeps the sign of -0
     r = -math.inf if x == -1.0 else r
     return math.nan if x < -1.0 else r
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_select(c, a, b):
+    """`a if c else b` for a boolean c and float64 a, b, without a jump: a bit mask picks.
+
+    For loops LLVM does not vectorize (a training kernel's rows, whose sums are reductions
+    it may not reorder) a conditional expression can stay a conditional jump. Where the
+    condition is a coin flip (PReLU's sign near the optimum) the mispredicted jumps cost
+    more than the row's arithmetic: the tiny flow's training step took 4.30 µs with jumps,
+    4.04 µs with this (medians, the two modules run alternately in one process). Both sides
+    are computed, as in a vectorized loop; the untaken side's inf or nan is masked away,
+    never combined arithmetically.
+    """
+    m = -int(c)  # all ones or all zeros
+    return _sf_from_bits((_sf_as_bits(float(a)) & m) | (_sf_as_bits(float(b)) & ~m))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -399,13 +415,13 @@ def m1_backward(_y, alpha, _k0, _k1, _k2):
     """prelu: x = g(y), ildj(y), and both differentiated with respect to
     (y, alpha)."""
     _t0 = (_y >= 0)
-    _x = ((_y) if _t0 else (_k0*_y))
-    _ildj = ((0) if _t0 else (_k1))
+    _x = _sf_select(_t0, _y, _k0*_y)
+    _ildj = _sf_select(_t0, 0, _k1)
     _t1 = (_x >= 0)
-    _dxdy = ((1) if _t1 else (_k0))
-    _dxdp0 = ((0) if _t1 else (-_k0*_x))
+    _dxdy = _sf_select(_t1, 1, _k0)
+    _dxdp0 = _sf_select(_t1, 0, -_k0*_x)
     _dldy = 0
-    _dldp0 = ((0) if _t1 else (_k2))
+    _dldp0 = _sf_select(_t1, 0, _k2)
     return (_x, _ildj, _dxdy, _dxdp0, _dldy, _dldp0,)
 
 # ---- the fused loss and gradient, and the loop

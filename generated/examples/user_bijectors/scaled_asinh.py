@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:dc3259acae8bab318ffe914d7f1c55f80dc5d63c9a96be3d9445f271ad9e363c
+# hash:       sha256:4d7858255ce2c840ae51207ce07adc161e11336aa5a4e86b4de4d0bdbd86d3a8
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = 'dc3259acae8bab318ffe914d7f1c55f80dc5d63c9a96be3d9445f271ad9e363c'
+HASH = '4d7858255ce2c840ae51207ce07adc161e11336aa5a4e86b4de4d0bdbd86d3a8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:3ea87ea787b01a52a222d2fb1c08db72eead82f4140c4b0eaba5bcd139307ef8
+# hash:       sha256:ea8434de475ac3bc80326fbc6be7c6aa8b2df7e96a95781a8508488ce08cab1e
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '3ea87ea787b01a52a222d2fb1c08db72eead82f4140c4b0eaba5bcd139307ef8'
+HASH = 'ea8434de475ac3bc80326fbc6be7c6aa8b2df7e96a95781a8508488ce08cab1e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
