@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:5a0ba17698207508b2b20b4b7f001f7ad6404b551a76c623b0d8d5cf47c3df02
+# hash:       sha256:a58df081a23f9a79a849e296c8d877daefc4afe69bf76eb05c913b41321387d2
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '5a0ba17698207508b2b20b4b7f001f7ad6404b551a76c623b0d8d5cf47c3df02'
+HASH = 'a58df081a23f9a79a849e296c8d877daefc4afe69bf76eb05c913b41321387d2'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:ec4efdc58bf8802875ae5a9c5705f5e8f795a90c82d90b568b8925038f2dd099
+# hash:       sha256:d0f3d2217769a35e2d6710300d7b0423baca14c9898aaddb2bfe44a000f3cf4c
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = 'ec4efdc58bf8802875ae5a9c5705f5e8f795a90c82d90b568b8925038f2dd099'
+HASH = 'd0f3d2217769a35e2d6710300d7b0423baca14c9898aaddb2bfe44a000f3cf4c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:13351720520a6eab4778ca0ec278402033c3013d5dc679a6f129007a1ca06798
+# hash:       sha256:7f86d95d6cb7a930513abe78d38542d5da793a47ec7a8eed19b085d3b5e86525
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '13351720520a6eab4778ca0ec278402033c3013d5dc679a6f129007a1ca06798'
+HASH = '7f86d95d6cb7a930513abe78d38542d5da793a47ec7a8eed19b085d3b5e86525'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

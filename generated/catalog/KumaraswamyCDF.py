@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:e333def5a5a23ce910403b0db6f704c6382c46860505eb4523ec7e4b028650ae
+# hash:       sha256:25ea067aee934e2aad41e5dbba6efa3ac5a0bd0329d1cf8309a6656f11056df7
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = 'e333def5a5a23ce910403b0db6f704c6382c46860505eb4523ec7e4b028650ae'
+HASH = '25ea067aee934e2aad41e5dbba6efa3ac5a0bd0329d1cf8309a6656f11056df7'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

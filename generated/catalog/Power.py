@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:7c8cd5c61289831b868482a4cfa8cc8ca9e0f2e0a53c53d0253aab149f49bfdb
+# hash:       sha256:1854ddeb05f9f6561965ea30b36fc2e6ff3a36367c8e0a246375f48cc71d85ca
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '7c8cd5c61289831b868482a4cfa8cc8ca9e0f2e0a53c53d0253aab149f49bfdb'
+HASH = '1854ddeb05f9f6561965ea30b36fc2e6ff3a36367c8e0a246375f48cc71d85ca'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:931fecf73a31d72ea623c749d9b821fc46c21ac6b49c28f77a2ddb38ebf91355
+# hash:       sha256:94b7cee5d45769de865b05683d69e6cb30a1df7facd87d4f23fadfe148da5e68
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '931fecf73a31d72ea623c749d9b821fc46c21ac6b49c28f77a2ddb38ebf91355'
+HASH = '94b7cee5d45769de865b05683d69e6cb30a1df7facd87d4f23fadfe148da5e68'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

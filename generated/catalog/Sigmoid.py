@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:808783e37c90ee3fb4daaf0ca7b08c5d818a4731ac744bc4bd71bcfb7ce5521a
+# hash:       sha256:6e4751999544563bfd7391b1a8e614a43018df88a2af1ad1a0e9db4569b28f35
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = '808783e37c90ee3fb4daaf0ca7b08c5d818a4731ac744bc4bd71bcfb7ce5521a'
+HASH = '6e4751999544563bfd7391b1a8e614a43018df88a2af1ad1a0e9db4569b28f35'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

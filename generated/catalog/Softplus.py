@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:6d377ba0eba6192e28956505562ea03fe0f3484a2c76530140efe71361436e68
+# hash:       sha256:3fb4f8445e5fb04dd270f4a7dffe73825127cfc5dd67c63e491a4fe1e18cc443
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = '6d377ba0eba6192e28956505562ea03fe0f3484a2c76530140efe71361436e68'
+HASH = '3fb4f8445e5fb04dd270f4a7dffe73825127cfc5dd67c63e491a4fe1e18cc443'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

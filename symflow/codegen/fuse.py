@@ -335,7 +335,7 @@ def _batch(
         lines.extend(body("        ", [], False))
     # Counted in a pass of its own: an int64 counter in the loop above would make LLVM
     # pick 4 lanes (the width of an int64 vector) for float32 instead of 8, and for
-    # float64 it measured 1.6x slower (issue-6 chain forward, see `symflow.runtime.tuning`).
+    # float64 it measured 1.5x slower (issue-6 chain forward, see `symflow.runtime.tuning`).
     lines.append("    # inputs outside some member's interval: nan out, non-nan in\n")
     lines.append(f"    for _i in {loop}(_n):\n")
     lines.append(f"        if out[0, _i] != out[0, _i] and {inp}[_i] == {inp}[_i]:\n")

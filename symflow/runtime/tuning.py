@@ -25,23 +25,23 @@ The option is a process-wide LLVM setting; `interleaved()` sets it only around t
 compilation of a tuned module's function and puts LLVM's default (0: let the cost model
 choose) back afterwards, so the user's own Numba code is compiled as before. Loading a
 kernel from Numba's on-disk cache compiles nothing, and the option has no effect on the
-results a kernel computes, only on its instruction order.
+results a kernel computes, only on its instruction order. The option is set under Numba's
+compiler lock, so a compilation in another thread never sees it.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
 __all__ = ["INTERLEAVE", "interleaved", "tune_module"]
 
 INTERLEAVE = 4
-_lock = threading.RLock()
 _depth = 0
 
 
@@ -53,9 +53,13 @@ def _set(count: int) -> None:
 
 @contextmanager
 def interleaved(count: int = INTERLEAVE) -> Iterator[None]:
-    """LLVM interleaves vectorized loops `count` times while the block runs (re-entrant)."""
+    """LLVM interleaves vectorized loops `count` times while the block runs (re-entrant).
+
+    The block holds Numba's compiler lock, which every compilation takes: no other
+    thread's code is compiled while the option is set.
+    """
     global _depth
-    with _lock:
+    with global_compiler_lock:
         if _depth == 0:
             _set(count)
         _depth += 1

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:9a659b4234d80a60162ec3ef4ec6a3165a3083af24426f3faaef195c8dd8e178
+# hash:       sha256:befc2c601410e3ec75d679897a080e906fc6ca8248cf3124cd0f850722f50ea7
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '9a659b4234d80a60162ec3ef4ec6a3165a3083af24426f3faaef195c8dd8e178'
+HASH = 'befc2c601410e3ec75d679897a080e906fc6ca8248cf3124cd0f850722f50ea7'
 N = 2
 N_Q = 12
 N_MEMBERS = 2

@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*log(hypot(1, sqrt(3)*x))
 #   ildj:     -2*log(hypot(1, sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)))))
-# hash:       sha256:811b1e5027604ad01732709bd04fff2917c62c6814aacdf2700ce07e15f9df87
+# hash:       sha256:9c26f303dea906a8c339d070c68656bcf8f34228acf68dd47a5a9a4305301790
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '811b1e5027604ad01732709bd04fff2917c62c6814aacdf2700ce07e15f9df87'
+HASH = '9c26f303dea906a8c339d070c68656bcf8f34228acf68dd47a5a9a4305301790'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:b85dbd10e29ebb10cc4a03ef0c5346ece0b210a6f21c9a0d9bdd2f9d6e715dc0
+# hash:       sha256:36bacf4ef3e24aaedf27497ccea9bf01602801c7a25e0441551f5321cf322ae9
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = 'b85dbd10e29ebb10cc4a03ef0c5346ece0b210a6f21c9a0d9bdd2f9d6e715dc0'
+HASH = '36bacf4ef3e24aaedf27497ccea9bf01602801c7a25e0441551f5321cf322ae9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:4d7858255ce2c840ae51207ce07adc161e11336aa5a4e86b4de4d0bdbd86d3a8
+# hash:       sha256:9bba4584fecb41305f66a740d514f109605cb4adcf0661643a84d7a388c14bc1
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '4d7858255ce2c840ae51207ce07adc161e11336aa5a4e86b4de4d0bdbd86d3a8'
+HASH = '9bba4584fecb41305f66a740d514f109605cb4adcf0661643a84d7a388c14bc1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

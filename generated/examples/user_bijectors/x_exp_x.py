@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:ea8434de475ac3bc80326fbc6be7c6aa8b2df7e96a95781a8508488ce08cab1e
+# hash:       sha256:2f48941cadcee9aa958893c9183d40616e113c443601e62551142b7f1e42cfa2
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = 'ea8434de475ac3bc80326fbc6be7c6aa8b2df7e96a95781a8508488ce08cab1e'
+HASH = '2f48941cadcee9aa958893c9183d40616e113c443601e62551142b7f1e42cfa2'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
