@@ -1,6 +1,8 @@
 """The `symflow` command: `generate`, `compile`, `show`, `check`, `demo`.
 
 symflow generate [--out generated] [--check]   emit the catalog's and examples' kernels
+                                                (and the catalog's cache entries shipped
+                                                in symflow/prebuilt)
 symflow compile FILE.py --out DIR              emit the kernels of every bijector in FILE
 symflow show FILE.py:NAME                      derived inverse, log-dets and check report
 symflow check FILE.py[:NAME] | --catalog       float64 kernel accuracy vs mpmath, tails too
@@ -114,6 +116,33 @@ def generate(out: Path, *, check: bool = False, repo: Path = REPO) -> list[str]:
                 atomic_write(dest, text)
         status = "stale" if rel in stale else "ok"
         print(f"[{k:2d}/{len(targets)}] {rel:<48} {status:<5} {time.perf_counter() - t0:6.2f} s")
+    prebuilt = _sync_prebuilt(repo / "symflow" / "prebuilt", check=check)
+    print(f"symflow/prebuilt: the catalog's {len(CATALOG)} cache entries, {len(prebuilt)} stale")
+    return stale + prebuilt
+
+
+def _sync_prebuilt(folder: Path, *, check: bool) -> list[str]:
+    """The catalog's cache entries (module and meta), shipped in the package so that a new
+    installation loads them instead of deriving and verifying them again; with `check`,
+    only compared. Entries of an older compiler are removed. Returns the stale files."""
+    expected = {}
+    for _, decl in sorted(CATALOG.items()):
+        py = Path(decl.compile().path)
+        for path in (py, py.with_suffix(".json")):
+            expected[path.name] = path.read_text(encoding="utf-8")
+    present = {p.name for p in folder.iterdir() if p.suffix in (".py", ".json")}
+    present.discard("__init__.py")
+    stale = []
+    for name in sorted(present - expected.keys()):
+        stale.append(f"symflow/prebuilt/{name}")
+        if not check:
+            (folder / name).unlink()
+    for name, text in sorted(expected.items()):
+        dest = folder / name
+        if not dest.exists() or dest.read_text(encoding="utf-8") != text:
+            stale.append(f"symflow/prebuilt/{name}")
+            if not check:
+                atomic_write(dest, text)
     return stale
 
 

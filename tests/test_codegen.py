@@ -4,6 +4,7 @@ and detection of corrupt or stale entries."""
 from __future__ import annotations
 
 import ast
+import math
 import os
 import subprocess
 import sys
@@ -123,6 +124,37 @@ def test_truncated_module_is_rebuilt(private_cache):
     path = d.compile().path
     path.write_text(path.read_text()[:200])
     assert _fresh_shift()(s=2.0).inverse(4.0) == 0.0
+
+
+def test_catalog_entries_come_prebuilt_and_are_not_derived_again(private_cache, monkeypatch):
+    from symflow.bijectors.catalog import Softplus
+    from symflow.runtime import declared
+
+    def no_derivation(*args, **kwargs):
+        raise AssertionError("a catalog bijector was derived although its entry is shipped")
+
+    monkeypatch.setattr(declared, "build_plan", no_derivation)
+    fresh = sf.DeclaredBijector(Softplus._fn, domain=Softplus._domain, name=Softplus._name)
+    entry = fresh.compile()
+    assert entry.path.parent == private_cache  # copied into the user's cache, imported there
+    shipped = loader.PREBUILT / entry.path.name
+    assert entry.path.read_text() == shipped.read_text()
+    assert fresh(hinge_softness=1.0).inverse(math.log(2.0)) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_a_damaged_prebuilt_entry_is_ignored(private_cache, tmp_path, monkeypatch):
+    from symflow.bijectors.catalog import Softplus
+
+    key = Softplus.hash
+    name = f"Softplus_{key[:16]}"
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for suffix in (".py", ".json"):
+        text = (loader.PREBUILT / f"{name}{suffix}").read_text()
+        (shipped / f"{name}{suffix}").write_text(text.replace("return", "retrun", 1))
+    monkeypatch.setattr(loader, "PREBUILT", shipped)
+    assert loader.read_entry(name, key) is None  # checksum mismatch: derive instead
+    assert not (private_cache / f"{name}.py").exists()
 
 
 def test_atomic_write_keeps_old_file_when_replace_fails(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ LAYERS = [
     ("stabilize",),
     ("checks",),
     ("symbolic",),
-    ("errors", "_version"),
+    ("errors", "_version", "prebuilt"),  # prebuilt: shipped kernel modules (numpy, numba)
 ]
 
 

@@ -277,8 +277,11 @@ def test_large_batches_run_in_parallel_and_agree_with_serial():
     theta = kernels.plan.theta0
     serial, parallel = np.empty_like(theta), np.empty_like(theta)
     work = kernels.module.work_arrays()
-    loss_s = kernels.module.nll_and_grad_into(theta, kernels.fixed, data, serial, *work)
-    loss_p = kernels.module.nll_and_grad_into_parallel(theta, kernels.fixed, data, parallel, *work)
+    rows = np.arange(data.shape[0])
+    loss_s = kernels.module.nll_and_grad_into(theta, kernels.fixed, data, rows, serial, *work)
+    loss_p = kernels.module.nll_and_grad_into_parallel(
+        theta, kernels.fixed, data, rows, parallel, *work
+    )
     np.testing.assert_allclose(loss_p, loss_s, rtol=1e-13)
     np.testing.assert_allclose(parallel, serial, rtol=1e-11, atol=1e-14)
     result = sf.fit(w.tiny_flow(), data, epochs=2, batch_size=PARALLEL_ROWS, progress=False)

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:a58df081a23f9a79a849e296c8d877daefc4afe69bf76eb05c913b41321387d2
+# hash:       sha256:6f9c100d6084d1df9b298b1609e28ce6d4b3e4ad468dc4cea2fc818fa0508efd
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = 'a58df081a23f9a79a849e296c8d877daefc4afe69bf76eb05c913b41321387d2'
+HASH = '6f9c100d6084d1df9b298b1609e28ce6d4b3e4ad468dc4cea2fc818fa0508efd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -12,7 +12,7 @@
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
 # float32:    forward, inverse, inverse_log_det_jacobian, forward_and_log_det, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_ndtr_v, _sf_ndtri)
-# hash:       sha256:66f457dd73502241d1d92cb4d0554a2a9d9c091242158035072df4c659ff648a
+# hash:       sha256:4ec516d32c783a60d91c3d5da5b63298dd3433785cdb027cc17f4a66ffa29b14
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '66f457dd73502241d1d92cb4d0554a2a9d9c091242158035072df4c659ff648a'
+HASH = '4ec516d32c783a60d91c3d5da5b63298dd3433785cdb027cc17f4a66ffa29b14'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

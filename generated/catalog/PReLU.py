@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:ca34a47ba4095eb2471763ce7a93ccc6b77891473f80535bbc5c50461a2f2e7e
+# hash:       sha256:48d50806f4054d927e4fcff165fdc450de13e4392bc1f4c125dcd9b47aee1f91
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = 'ca34a47ba4095eb2471763ce7a93ccc6b77891473f80535bbc5c50461a2f2e7e'
+HASH = '48d50806f4054d927e4fcff165fdc450de13e4392bc1f4c125dcd9b47aee1f91'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:94b7cee5d45769de865b05683d69e6cb30a1df7facd87d4f23fadfe148da5e68
+# hash:       sha256:e376bb68d69dda027099bcb1fbee23fa06c7f6611bbe5d343e9cf309ce47a11e
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '94b7cee5d45769de865b05683d69e6cb30a1df7facd87d4f23fadfe148da5e68'
+HASH = 'e376bb68d69dda027099bcb1fbee23fa06c7f6611bbe5d343e9cf309ce47a11e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

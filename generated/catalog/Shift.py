@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:f9e5807c42f03f9570d3fa304ca0cf50afa6b60714c1b7508dbad4b2935d325c
+# hash:       sha256:89172f0442d02e129cad498c646da7aaf42fb9472c34fc669176c6d2c30a71ef
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'f9e5807c42f03f9570d3fa304ca0cf50afa6b60714c1b7508dbad4b2935d325c'
+HASH = '89172f0442d02e129cad498c646da7aaf42fb9472c34fc669176c6d2c30a71ef'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

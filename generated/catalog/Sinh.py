@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -log(hypot(1, y))
-# hash:       sha256:87594ee35e4f25e207abbf30c8c8f8afca84038bab0307e529559395d4254262
+# hash:       sha256:a6cce36d79a93706500ff89bd7919724c6a73239684aa9c1a69486fb84cc7447
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '87594ee35e4f25e207abbf30c8c8f8afca84038bab0307e529559395d4254262'
+HASH = 'a6cce36d79a93706500ff89bd7919724c6a73239684aa9c1a69486fb84cc7447'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

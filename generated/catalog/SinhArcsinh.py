@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x))) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) - log(hypot(2, y*sinh(tailweight*asinh(2)))) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) + logsinh(tailweight*asinh(2))
-# hash:       sha256:597c19e604d42ffee2a607fa75d325b0338d63e04a4e96c39632489cb9c95b41
+# hash:       sha256:660bee94b33cc8119cbb32ef3c3a87a1cbb23636126430790502671f8c872a37
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '597c19e604d42ffee2a607fa75d325b0338d63e04a4e96c39632489cb9c95b41'
+HASH = '660bee94b33cc8119cbb32ef3c3a87a1cbb23636126430790502671f8c872a37'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:315bf6cf5e166271089b4a5d371e0cf8ae0249a7f04165d1215334b3590664ab
+# hash:       sha256:facb0d9b047e069743d5bee0a0c6fdacd6cbc65e39e2f16974716770c63b8ee1
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '315bf6cf5e166271089b4a5d371e0cf8ae0249a7f04165d1215334b3590664ab'
+HASH = 'facb0d9b047e069743d5bee0a0c6fdacd6cbc65e39e2f16974716770c63b8ee1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:5759fe78c81e4ff3aea2c507dfe83ad2bf6239304a47736a23a6ff2615329ed3
+# hash:       sha256:af19bac5bc3e60d5deee3159bb815a1bc616018582ef932920db3933beeabdfa
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '5759fe78c81e4ff3aea2c507dfe83ad2bf6239304a47736a23a6ff2615329ed3'
+HASH = 'af19bac5bc3e60d5deee3159bb815a1bc616018582ef932920db3933beeabdfa'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

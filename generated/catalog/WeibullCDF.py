@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:29485cdd713a0112a3b99b2060c16ad1f6b12a59c2e5d1f0aa460269c8e1fe98
+# hash:       sha256:ce70b15ebeb60c88086d54115ab166c6ccf03e63999151c1ef74732157b7256c
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '29485cdd713a0112a3b99b2060c16ad1f6b12a59c2e5d1f0aa460269c8e1fe98'
+HASH = 'ce70b15ebeb60c88086d54115ab166c6ccf03e63999151c1ef74732157b7256c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

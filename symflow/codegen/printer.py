@@ -78,13 +78,21 @@ class KernelPrinter(PythonCodePrinter):
         if not self.branch_free or self.float32:
             return super()._print_Piecewise(expr)
         *pieces, (last, last_cond) = expr.args
-        text = self._print(last) if last_cond == sp.true else "math.nan"
+        text = self._select_arg(last) if last_cond == sp.true else "math.nan"
         if last_cond != sp.true:
             pieces.append((last, last_cond))
         for value, cond in reversed(pieces):
-            text = f"_sf_select({self._print(cond)}, {self._print(value)}, {text})"
+            text = f"_sf_select({self._print(cond)}, {self._select_arg(value)}, {text})"
         self.helpers.add("_sf_select")
         return text
+
+    def _select_arg(self, value) -> str:
+        """A select's value; an integer or rational constant printed as a float, so that every
+        call has the signature (bool, float64, float64) and Numba compiles `_sf_select` once
+        rather than once per mix of literal types (about 0.2 s each)."""
+        if isinstance(value, sp.Rational):
+            return repr(float(value))
+        return self._print(value)
 
     def _num(self, text: str) -> str:
         """A constant in the printer's precision."""

@@ -21,10 +21,12 @@ from types import ModuleType
 from symflow.codegen.emit import KernelSource
 from symflow.errors import CacheError
 
-__all__ = ["CacheEntry", "atomic_write", "cache_dir", "read_entry", "write_entry"]
+__all__ = ["PREBUILT", "CacheEntry", "atomic_write", "cache_dir", "read_entry", "write_entry"]
 
 ENV_VAR = "SYMFLOW_CACHE_DIR"
 _PACKAGE = "symflow_kernels"
+#: Cache entries shipped with the package: the catalog's, written by `symflow generate`.
+PREBUILT = Path(__file__).resolve().parent.parent / "prebuilt"
 
 
 def cache_dir() -> Path:
@@ -104,9 +106,9 @@ def _import(path: Path, module_name: str) -> ModuleType:
     return module
 
 
-def read_entry(module_name: str, key: str, folder: Path | None = None) -> CacheEntry | None:
-    """The cached entry for `key`, or None if missing, corrupt or stale."""
-    folder = folder or cache_dir()
+def _read_valid(folder: Path, module_name: str, key: str) -> tuple[str, dict] | None:
+    """(module text, meta) of the entry in `folder` if both files are there and agree with
+    `key` and with each other; else None."""
     py, meta_path = _paths(folder, module_name)
     try:
         text = py.read_text(encoding="utf-8")
@@ -120,6 +122,35 @@ def read_entry(module_name: str, key: str, folder: Path | None = None) -> CacheE
         or f"sha256:{key}\n" not in text
     ):
         return None
+    return text, meta
+
+
+def read_entry(
+    module_name: str, key: str, folder: Path | None = None, *, prebuilt: bool = True
+) -> CacheEntry | None:
+    """The cached entry for `key`, or None if missing, corrupt or stale.
+
+    A miss in the cache folder is filled from the entries shipped in `PREBUILT` (the
+    catalog's, derived and verified by `symflow generate`) when one has the same key: the
+    key covers the declaration, symflow's version and the compiler's source, so a shipped
+    entry is used only where this installation would have built the very same one.
+    """
+    folder = folder or cache_dir()
+    py, meta_path = _paths(folder, module_name)
+    found = _read_valid(folder, module_name, key)
+    if found is None and prebuilt:
+        shipped = _read_valid(PREBUILT, module_name, key)
+        if shipped is not None:
+            try:  # module first, as write_entry does: a reader never sees meta alone
+                atomic_write(py, shipped[0])
+                atomic_write(meta_path, json.dumps(shipped[1], indent=1, sort_keys=True) + "\n")
+            except OSError as err:
+                raise CacheError(f"cannot write kernel cache entry {py}: {err}") from err
+            sys.modules.pop(f"{_PACKAGE}.{module_name}", None)
+            found = shipped
+    if found is None:
+        return None
+    meta = found[1]
     try:
         module = _import(py, module_name)
     except Exception:  # a file that passed the checksum but will not import: rebuild it

@@ -5,8 +5,8 @@ member (elementwise members from their symbolic inverse, log-det and implicit-fu
 partials; Affine members by a matrix-vector product with M^-1, which is built once per step
 from triangular solves and the Woodbury identity), the base log-density, and the reverse
 pass, accumulating the gradient of the mean negative log-likelihood with respect to every
-parameter. Nothing is allocated per row. `train` runs every epoch and step (batch gather,
-`nll_and_grad`, optimizer update) inside Numba: no Python per step.
+parameter. Nothing is allocated per row. `train` runs every epoch and step (the loss and gradient
+on the step's rows, read in place; the optimizer update) inside Numba: no Python per step.
 
 Layout of the full parameter vector `q` (constrained values): per member in inverse-pass
 order, an elementwise member's parameters in declaration order; an Affine member's shift
@@ -282,10 +282,11 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         f"{I1}gm[:] = 0.0",
         f"{I1}_nll_const = BASE_LOG_NORM  # sum log scale + n/2 log(2 pi)",
         *pro,
-        f"{I1}_nb = batch.shape[0]",
+        f"{I1}_nb = rows.shape[0]",
         f"{I1}_loss = 0.0",
         f"{I1}for _i in range(_nb):",
-        *(f"{I2}_v0_{a} = batch[_i, {a}]" for a in range(n)),
+        f"{I2}_r = rows[_i]",
+        *(f"{I2}_v0_{a} = data[_r, {a}]" for a in range(n)),
         f"{I2}_lp = 0.0",
         *row,
         f"{I2}# base: {base.name}; c = d(-log p)/dx",
@@ -322,16 +323,23 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         for k, m in enumerate(plan.members)
         if isinstance(m, AffineMember)
     ]
+    # fastmath: only "reassoc" (the per-row sums may be reordered, so LLVM vectorizes the
+    # row loop, four rows a vector) and "contract" (fused multiply-adds). No finite-math or
+    # no-NaN assumption: a non-finite loss still comes out non-finite and `fit` reports it.
+    # The tiny flow's step: 5.0 us as a scalar loop over gathered rows, 1.5 with "reassoc",
+    # 1.0 with both (the module variants run in one process, 100 epochs of 10 steps).
     nll = "\n".join(
         [
             "",
-            '@numba.njit(cache=True, error_model="numpy")',
+            '@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})',
             "def nll_and_grad_into(",
-            "    theta, fixed, batch, grad, q, dq, gq, mats, minv, gm, scratch",
+            "    theta, fixed, data, rows, grad, q, dq, gq, mats, minv, gm, scratch",
             "):",
-            '    """Mean NLL of `batch` (rows of events) and its gradient w.r.t. θ, into `grad`.',
+            '    """Mean NLL of the events data[rows] and its gradient w.r.t. θ, into `grad`.',
             "",
-            '    q ... scratch are work arrays from `work_arrays()`."""',
+            "    The rows are read where they lie (no copy of the batch); q ... scratch are",
+            "    work arrays from `work_arrays()`. Sums over rows may be reordered (fastmath",
+            '    "reassoc"): vectorized, four rows at a time."""',
             *body,
             "",
         ]
@@ -344,7 +352,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
     if parallel_ok:
         nll += (
             nll.replace("def nll_and_grad_into(", "def nll_and_grad_into_parallel(")
-            .replace('error_model="numpy")', 'error_model="numpy", parallel=True)', 1)
+            .replace('"contract"})', '"contract"}, parallel=True)', 1)
             .replace("    for _i in range(_nb):", "    for _i in numba.prange(_nb):")
             .replace("_loss -= _lp", "_loss += -_lp")
             .replace("into `grad`.", "into `grad`; rows on all cores.")
@@ -419,12 +427,13 @@ def work_arrays():
 @numba.njit(cache=True)
 def nll_and_grad(theta, fixed, batch, grad):
     """Mean NLL of `batch` and its gradient w.r.t. θ (allocating its work arrays)."""
-    return nll_and_grad_into(theta, fixed, batch, grad, *work_arrays())
+    rows = np.arange(batch.shape[0])
+    return nll_and_grad_into(theta, fixed, batch, rows, grad, *work_arrays())
 
 
 @numba.njit(cache=True)
 def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
-    """Every epoch and step in one call: gather, nll_and_grad, optimizer update.
+    """Every epoch and step in one call: the step's loss and gradient, optimizer update.
 
     order: (epochs, n_data) row permutations; kind: 0 Adam, 1 SGD with momentum; hyper:
     the optimizer's constants; state: (3, len(θ)) moments and, at [2, 0], the step
@@ -432,16 +441,12 @@ def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
     """
     w = work_arrays()
     grad = np.empty(theta.shape[0])
-    batch = np.empty((batch_size, data.shape[1]))
     n_data = data.shape[0]
     for _e in range(order.shape[0]):
         _total = 0.0
         for _s in range(0, n_data, batch_size):
             _m = min(batch_size, n_data - _s)
-            for _i in range(_m):
-                for _a in range(data.shape[1]):
-                    batch[_i, _a] = data[order[_e, _s + _i], _a]
-            _l = nll_and_grad_into(theta, fixed, batch[:_m], grad, *w)
+            _l = nll_and_grad_into(theta, fixed, data, order[_e, _s : _s + _m], grad, *w)
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:

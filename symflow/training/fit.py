@@ -34,9 +34,10 @@ __all__ = [
 ]
 
 #: Batches of at least this many rows run each step's rows on all cores. Measured on the
-#: tiny flow (2 cores): serial 36 ns/row at every size; parallel 111 ns/row at 100 rows,
-#: 53 at 300, 30 at 1000, 20 at 10000 (thread start-up is paid per step).
-PARALLEL_ROWS = 1000
+#: tiny flow (2 cores, one call a batch from Python), ns a row at 300 / 1000 / 3000 / 10^4
+#: / 3x10^4 rows: serial 11.0 / 7.5 / 5.2 / 4.5 / 4.4, parallel 52 / 17.8 / 7.5 / 4.0 /
+#: 3.1 (thread start-up is paid per step; the serial rows are vectorized, four a vector).
+PARALLEL_ROWS = 10_000
 
 
 @dataclass
@@ -56,8 +57,16 @@ class TrainingKernels:
 
     def nll_and_grad(self, theta: np.ndarray, batch: np.ndarray) -> tuple[float, np.ndarray]:
         """Mean NLL of `batch` (rows of events) and its gradient with respect to θ."""
+        return self._nll_and_grad(theta, _rows(batch, self.plan))
+
+    def _nll_and_grad(self, theta: np.ndarray, rows: np.ndarray) -> tuple[float, np.ndarray]:
+        # the kernel `train` compiles anyway; the module's allocating `nll_and_grad` would
+        # be one more compilation (about 1.4 s cold)
         grad = np.empty_like(theta)
-        loss = self.module.nll_and_grad(theta, self.fixed, _rows(batch, self.plan), grad)
+        index = np.arange(rows.shape[0])
+        loss = self.module.nll_and_grad_into(
+            theta, self.fixed, rows, index, grad, *self.module.work_arrays()
+        )
         return float(loss), grad
 
     def distribution(self, theta: np.ndarray):
@@ -306,7 +315,7 @@ def fit(
                 f"({hyper[0]:g}) is probably too large for this flow. Lower it."
             )
         if val_rows is not None:
-            val = kernels.module.nll_and_grad(theta, kernels.fixed, val_rows, np.empty_like(theta))
+            val = kernels._nll_and_grad(theta, val_rows)[0]
             val_history.append(float(val))
             if val < best[0]:
                 best = (float(val), theta.copy(), start)

@@ -5,7 +5,7 @@ side), each with its slice of the unconstrained parameter vector θ, and the bas
 distribution. Constrained parameters live in θ in unconstrained form, mapped back through
 symflow's own bijectors: Positive through Softplus, UnitInterval through Sigmoid,
 Interval(lo, hi) through lo + (hi - lo) * Sigmoid. Initial values come from the bound
-bijectors (their inverse kernels give the unconstrained start).
+bijectors (their derived inverses, evaluated at 30 digits, give the unconstrained start).
 """
 
 from __future__ import annotations
@@ -74,16 +74,28 @@ def _members_in_inverse_order(bijector) -> list:
     return [bijector]
 
 
+def _inverse_at(declared, y: float) -> float:
+    """`declared`'s inverse (the stable form its kernels compute) at y, at 30 digits.
+
+    Evaluated by SymPy/mpmath rather than by the inverse kernel: a training run needs one
+    value per parameter, and compiling the kernel for it cost seconds on a cold start.
+    Parameters take the value 1 (Softplus' hinge_softness, as in `constraint_exprs`).
+    """
+    subs = {declared.output_symbol: sp.Float(float(y), 30)}
+    subs.update({s: sp.S.One for s in declared.spec.parameter_symbols})
+    return float(declared.kernel_exprs["inverse"].xreplace(subs).evalf(30))
+
+
 def _unconstrain(constraint, value: float) -> float:
-    """θ entry for a constrained value, through the inverse kernels of symflow's bijectors."""
+    """θ entry for a constrained value, through the inverses of symflow's bijectors."""
     name = constraint.name
     if name == "Positive":
-        return float(Softplus().inverse(value))
+        return _inverse_at(Softplus, value)
     if name == "UnitInterval":
-        return float(Sigmoid().inverse(value))
+        return _inverse_at(Sigmoid, value)
     if name == "Interval":
         lo, hi = constraint.lo_float, constraint.hi_float
-        return float(Sigmoid().inverse((value - lo) / (hi - lo)))
+        return _inverse_at(Sigmoid, (value - lo) / (hi - lo))
     return float(value)
 
 

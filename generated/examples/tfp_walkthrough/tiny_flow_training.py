@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:befc2c601410e3ec75d679897a080e906fc6ca8248cf3124cd0f850722f50ea7
+# hash:       sha256:02dc82c8727779ae5da80c7e5598f4915824db01a41d703d7d4cf617c22b31d2
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = 'befc2c601410e3ec75d679897a080e906fc6ca8248cf3124cd0f850722f50ea7'
+HASH = '02dc82c8727779ae5da80c7e5598f4915824db01a41d703d7d4cf617c22b31d2'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
@@ -416,23 +416,25 @@ def m1_backward(_y, alpha, _k0, _k1, _k2):
     (y, alpha)."""
     _t0 = (_y >= 0)
     _x = _sf_select(_t0, _y, _k0*_y)
-    _ildj = _sf_select(_t0, 0, _k1)
+    _ildj = _sf_select(_t0, 0.0, _k1)
     _t1 = (_x >= 0)
-    _dxdy = _sf_select(_t1, 1, _k0)
-    _dxdp0 = _sf_select(_t1, 0, -_k0*_x)
+    _dxdy = _sf_select(_t1, 1.0, _k0)
+    _dxdp0 = _sf_select(_t1, 0.0, -_k0*_x)
     _dldy = 0
-    _dldp0 = _sf_select(_t1, 0, _k2)
+    _dldp0 = _sf_select(_t1, 0.0, _k2)
     return (_x, _ildj, _dxdy, _dxdp0, _dldy, _dldp0,)
 
 # ---- the fused loss and gradient, and the loop
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def nll_and_grad_into(
-    theta, fixed, batch, grad, q, dq, gq, mats, minv, gm, scratch
+    theta, fixed, data, rows, grad, q, dq, gq, mats, minv, gm, scratch
 ):
-    """Mean NLL of `batch` (rows of events) and its gradient w.r.t. θ, into `grad`.
+    """Mean NLL of the events data[rows] and its gradient w.r.t. θ, into `grad`.
 
-    q ... scratch are work arrays from `work_arrays()`."""
+    The rows are read where they lie (no copy of the batch); q ... scratch are
+    work arrays from `work_arrays()`. Sums over rows may be reordered (fastmath
+    "reassoc"): vectorized, four rows at a time."""
     constrain(theta, fixed, q, dq)
     gq[:] = 0.0
     gm[:] = 0.0
@@ -454,11 +456,12 @@ def nll_and_grad_into(
     _p1_0 = q[11]
     (_k1_0, _k1_1, _k1_2,) = m1_constants(_p1_0)
     _g11 = 0.0
-    _nb = batch.shape[0]
+    _nb = rows.shape[0]
     _loss = 0.0
     for _i in range(_nb):
-        _v0_0 = batch[_i, 0]
-        _v0_1 = batch[_i, 1]
+        _r = rows[_i]
+        _v0_0 = data[_r, 0]
+        _v0_1 = data[_r, 1]
         _lp = 0.0
         # member 0: Affine: u = M^-1 (y - shift)
         _v1_0 = _m0_00 * (_v0_0 - _s0_0) + _m0_01 * (_v0_1 - _s0_1)
@@ -501,13 +504,15 @@ def nll_and_grad_into(
         grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _nb
     return _loss
 
-@numba.njit(cache=True, error_model="numpy", parallel=True)
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, parallel=True)
 def nll_and_grad_into_parallel(
-    theta, fixed, batch, grad, q, dq, gq, mats, minv, gm, scratch
+    theta, fixed, data, rows, grad, q, dq, gq, mats, minv, gm, scratch
 ):
-    """Mean NLL of `batch` (rows of events) and its gradient w.r.t. θ, into `grad`; rows on all cores.
+    """Mean NLL of the events data[rows] and its gradient w.r.t. θ, into `grad`; rows on all cores.
 
-    q ... scratch are work arrays from `work_arrays()`."""
+    The rows are read where they lie (no copy of the batch); q ... scratch are
+    work arrays from `work_arrays()`. Sums over rows may be reordered (fastmath
+    "reassoc"): vectorized, four rows at a time."""
     constrain(theta, fixed, q, dq)
     gq[:] = 0.0
     gm[:] = 0.0
@@ -529,11 +534,12 @@ def nll_and_grad_into_parallel(
     _p1_0 = q[11]
     (_k1_0, _k1_1, _k1_2,) = m1_constants(_p1_0)
     _g11 = 0.0
-    _nb = batch.shape[0]
+    _nb = rows.shape[0]
     _loss = 0.0
     for _i in numba.prange(_nb):
-        _v0_0 = batch[_i, 0]
-        _v0_1 = batch[_i, 1]
+        _r = rows[_i]
+        _v0_0 = data[_r, 0]
+        _v0_1 = data[_r, 1]
         _lp = 0.0
         # member 0: Affine: u = M^-1 (y - shift)
         _v1_0 = _m0_00 * (_v0_0 - _s0_0) + _m0_01 * (_v0_1 - _s0_1)
@@ -589,12 +595,13 @@ def work_arrays():
 @numba.njit(cache=True)
 def nll_and_grad(theta, fixed, batch, grad):
     """Mean NLL of `batch` and its gradient w.r.t. θ (allocating its work arrays)."""
-    return nll_and_grad_into(theta, fixed, batch, grad, *work_arrays())
+    rows = np.arange(batch.shape[0])
+    return nll_and_grad_into(theta, fixed, batch, rows, grad, *work_arrays())
 
 
 @numba.njit(cache=True)
 def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
-    """Every epoch and step in one call: gather, nll_and_grad, optimizer update.
+    """Every epoch and step in one call: the step's loss and gradient, optimizer update.
 
     order: (epochs, n_data) row permutations; kind: 0 Adam, 1 SGD with momentum; hyper:
     the optimizer's constants; state: (3, len(θ)) moments and, at [2, 0], the step
@@ -602,16 +609,12 @@ def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
     """
     w = work_arrays()
     grad = np.empty(theta.shape[0])
-    batch = np.empty((batch_size, data.shape[1]))
     n_data = data.shape[0]
     for _e in range(order.shape[0]):
         _total = 0.0
         for _s in range(0, n_data, batch_size):
             _m = min(batch_size, n_data - _s)
-            for _i in range(_m):
-                for _a in range(data.shape[1]):
-                    batch[_i, _a] = data[order[_e, _s + _i], _a]
-            _l = nll_and_grad_into(theta, fixed, batch[:_m], grad, *w)
+            _l = nll_and_grad_into(theta, fixed, data, order[_e, _s : _s + _m], grad, *w)
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:
@@ -622,7 +625,7 @@ def train(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
 
 @numba.njit(cache=True)
 def train_parallel(theta, fixed, data, order, batch_size, kind, hyper, state, losses):
-    """`train` with each batch's rows on all cores: gather, nll_and_grad, optimizer update.
+    """`train` with each batch's rows on all cores: the step's loss and gradient, optimizer update.
 
     order: (epochs, n_data) row permutations; kind: 0 Adam, 1 SGD with momentum; hyper:
     the optimizer's constants; state: (3, len(θ)) moments and, at [2, 0], the step
@@ -630,16 +633,12 @@ def train_parallel(theta, fixed, data, order, batch_size, kind, hyper, state, lo
     """
     w = work_arrays()
     grad = np.empty(theta.shape[0])
-    batch = np.empty((batch_size, data.shape[1]))
     n_data = data.shape[0]
     for _e in range(order.shape[0]):
         _total = 0.0
         for _s in range(0, n_data, batch_size):
             _m = min(batch_size, n_data - _s)
-            for _i in range(_m):
-                for _a in range(data.shape[1]):
-                    batch[_i, _a] = data[order[_e, _s + _i], _a]
-            _l = nll_and_grad_into_parallel(theta, fixed, batch[:_m], grad, *w)
+            _l = nll_and_grad_into_parallel(theta, fixed, data, order[_e, _s : _s + _m], grad, *w)
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:

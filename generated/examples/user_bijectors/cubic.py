@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*log(hypot(1, sqrt(3)*x))
 #   ildj:     -2*log(hypot(1, sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)))))
-# hash:       sha256:9c26f303dea906a8c339d070c68656bcf8f34228acf68dd47a5a9a4305301790
+# hash:       sha256:72a7d018e1e100ff93e47da1244d3c4b7324cfc26bfef9d0009b45a3762c5ecd
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '9c26f303dea906a8c339d070c68656bcf8f34228acf68dd47a5a9a4305301790'
+HASH = '72a7d018e1e100ff93e47da1244d3c4b7324cfc26bfef9d0009b45a3762c5ecd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:36bacf4ef3e24aaedf27497ccea9bf01602801c7a25e0441551f5321cf322ae9
+# hash:       sha256:ced69e3fc25a92f33621d8c7dca2774af5e208e91a2f3c42f4d6a903e52709ba
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '36bacf4ef3e24aaedf27497ccea9bf01602801c7a25e0441551f5321cf322ae9'
+HASH = 'ced69e3fc25a92f33621d8c7dca2774af5e208e91a2f3c42f4d6a903e52709ba'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:9bba4584fecb41305f66a740d514f109605cb4adcf0661643a84d7a388c14bc1
+# hash:       sha256:e77730502122be4f1972a102ecb21dca88067bf845e5ef262c5b85b25f370a8b
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '9bba4584fecb41305f66a740d514f109605cb4adcf0661643a84d7a388c14bc1'
+HASH = 'e77730502122be4f1972a102ecb21dca88067bf845e5ef262c5b85b25f370a8b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

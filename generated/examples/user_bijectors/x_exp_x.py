@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:2f48941cadcee9aa958893c9183d40616e113c443601e62551142b7f1e42cfa2
+# hash:       sha256:16d3ad67eeedd50e760584aba26f8ba198cac00117ea4a70c9333efbeb503377
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = '2f48941cadcee9aa958893c9183d40616e113c443601e62551142b7f1e42cfa2'
+HASH = '16d3ad67eeedd50e760584aba26f8ba198cac00117ea4a70c9333efbeb503377'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
