@@ -576,7 +576,8 @@ def main() -> None:
         "calls);\nµs/step equals ms per 1000 steps. compile s: Numba: the first call (compile "
         "or cache load,\none epoch); symflow: FitResult.compile_seconds of a one-epoch fit; "
         "JAX step: trace +\ncompile + one step; lax.scan: lower + compile; PyTorch: five "
-        "warm-up steps.\nmax|Δθ|: final θ against the hand kernel's (same batch order; "
+        "warm-up steps; hand\nNumba, fastmath: compiled with the reference's first call.\n"
+        "max|Δθ|: final θ against the hand kernel's (same batch order; "
         "symflow shuffles its own\nway, so it differs by the minibatch noise)."
     )
     for name, (result, seconds, _) in measured.items():
