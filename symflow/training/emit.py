@@ -324,8 +324,9 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         if isinstance(m, AffineMember)
     ]
     # fastmath: only "reassoc" (the per-row sums may be reordered, so LLVM vectorizes the
-    # row loop, four rows a vector) and "contract" (fused multiply-adds). No finite-math or
-    # no-NaN assumption: a non-finite loss still comes out non-finite and `fit` reports it.
+    # row loop, four rows a vector with AVX2) and "contract" (fused multiply-adds). No
+    # finite-math or no-NaN assumption: a non-finite loss still comes out non-finite and
+    # `fit` reports it.
     # The tiny flow's step: 5.0 us as a scalar loop over gathered rows, 1.5 with "reassoc",
     # 1.0 with both (the module variants run in one process, 100 epochs of 10 steps).
     nll = "\n".join(
@@ -339,7 +340,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
             "",
             "    The rows are read where they lie (no copy of the batch); q ... scratch are",
             "    work arrays from `work_arrays()`. Sums over rows may be reordered (fastmath",
-            '    "reassoc"): vectorized, four rows at a time."""',
+            '    "reassoc"): vectorized, several rows at a time (four with AVX2)."""',
             *body,
             "",
         ]

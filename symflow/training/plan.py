@@ -83,7 +83,13 @@ def _inverse_at(declared, y: float) -> float:
     """
     subs = {declared.output_symbol: sp.Float(float(y), 30)}
     subs.update({s: sp.S.One for s in declared.spec.parameter_symbols})
-    return float(declared.kernel_exprs["inverse"].xreplace(subs).evalf(30))
+    value = declared.kernel_exprs["inverse"].xreplace(subs).evalf(30)
+    if not (value.is_real and value.is_finite):
+        raise SymflowError(
+            f"fit: {declared.name}'s inverse at {y!r} is {value}, not a finite number; the "
+            "parameter's value must lie strictly inside its constraint."
+        )
+    return float(value)
 
 
 def _unconstrain(constraint, value: float) -> float:

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:02dc82c8727779ae5da80c7e5598f4915824db01a41d703d7d4cf617c22b31d2
+# hash:       sha256:f8f674215bccc66f35948b9932a935457614e0ac69c5b72bd4eaaa8d44d249ae
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '02dc82c8727779ae5da80c7e5598f4915824db01a41d703d7d4cf617c22b31d2'
+HASH = 'f8f674215bccc66f35948b9932a935457614e0ac69c5b72bd4eaaa8d44d249ae'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
@@ -434,7 +434,7 @@ def nll_and_grad_into(
 
     The rows are read where they lie (no copy of the batch); q ... scratch are
     work arrays from `work_arrays()`. Sums over rows may be reordered (fastmath
-    "reassoc"): vectorized, four rows at a time."""
+    "reassoc"): vectorized, several rows at a time (four with AVX2)."""
     constrain(theta, fixed, q, dq)
     gq[:] = 0.0
     gm[:] = 0.0
@@ -512,7 +512,7 @@ def nll_and_grad_into_parallel(
 
     The rows are read where they lie (no copy of the batch); q ... scratch are
     work arrays from `work_arrays()`. Sums over rows may be reordered (fastmath
-    "reassoc"): vectorized, four rows at a time."""
+    "reassoc"): vectorized, several rows at a time (four with AVX2)."""
     constrain(theta, fixed, q, dq)
     gq[:] = 0.0
     gm[:] = 0.0
