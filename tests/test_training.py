@@ -286,3 +286,28 @@ def test_large_batches_run_in_parallel_and_agree_with_serial():
     np.testing.assert_allclose(parallel, serial, rtol=1e-11, atol=1e-14)
     result = sf.fit(w.tiny_flow(), data, epochs=2, batch_size=PARALLEL_ROWS, progress=False)
     assert result.history[-1] < result.history[0]
+
+
+@pytest.mark.parametrize(
+    "constraint, value, truth",
+    [
+        (sf.Positive, 0.5, lambda v: mp.log(mp.expm1(v))),  # softplus^-1
+        (sf.Positive, 1e-300, lambda v: mp.log(mp.expm1(v))),
+        (sf.Positive, 700.0, lambda v: mp.log(mp.expm1(v))),
+        (sf.UnitInterval, 0.25, lambda v: mp.log(v / (1 - v))),  # logit
+        (sf.UnitInterval, 1 - 2.0**-40, lambda v: mp.log(v / (1 - v))),
+    ],
+)
+def test_start_values_are_the_constraint_inverse_to_the_last_bit(constraint, value, truth):
+    from symflow.training.plan import _unconstrain
+
+    with mp.workdps(50):
+        expected = float(truth(mp.mpf(value)))
+    assert _unconstrain(constraint, value) == expected
+
+
+def test_a_start_value_on_the_constraint_boundary_is_refused():
+    from symflow.training.plan import _unconstrain
+
+    with pytest.raises(SymflowError, match="strictly inside its constraint"):
+        _unconstrain(sf.UnitInterval, 1.0)
