@@ -33,6 +33,7 @@ from symflow.symbolic.functions import (
     log_ndtr,
     log_sigmoid,
     logcosh,
+    loghypot,
     logit,
     logsinh,
     ndtr,
@@ -704,18 +705,41 @@ def _absorb_linear(node):
     return None
 
 
+def _half_log_sum_of_squares(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """log(hypot(a, b)) in stable functions: log(c) + loghypot(b/c) where a = c > 0 is a
+    number (log(x**2 + 1)/2 -> loghypot(x)), else log(hypot(a, b))."""
+    if a.is_Number and a.is_positive:
+        return sp.log(a) + loghypot(b / a)
+    return sp.log(hypot(a, b))
+
+
 @_bottom_up
 def _log_hypot(node):
-    """log(a**2 + b**2) -> 2*log(hypot(a, b)), e.g. log(x**2 + 1) -> 2*log(hypot(1, x)).
+    """log(a**2 + b**2) -> 2*log(hypot(a, b)), e.g. log(x**2 + 4) -> 2*log(2) + 2*loghypot(x/2).
 
     x**2 overflows to inf for |x| > 1.34e154 (true value 2*log|x|), and log1p(x**2) has
-    the same overflow. The price: for |x| < 1e-8, log(hypot(1, x)) rounds to 0 where the
-    true value is x**2/2, an absolute error below 1e-16, which is what a log-det sum
-    cares about. Runs before the log1p rule.
+    the same overflow. Where a is a positive number c the result is 2*log(c) +
+    2*loghypot(b/c) (loghypot(x) = log1p(x**2)/2, overflow-free and relatively accurate
+    at 0, where log(hypot(1, x)) rounds to 0 below |x| = 1e-8), which also lets its kernel
+    share 1 + x**2 with asinh(x). Runs before the log1p rule.
     """
     arg = _log_arg(node)
     pair = _sum_of_two_squares(arg) if arg is not None else None
-    return 2 * sp.log(hypot(*pair)) if pair is not None else None
+    return 2 * _half_log_sum_of_squares(*pair) if pair is not None else None
+
+
+@_bottom_up
+def _log_of_hypot(node):
+    """log(hypot(c, x)) -> log(c) + loghypot(x/c) for a positive number c.
+
+    log(sqrt(x**2 + 1)) becomes log(hypot(1, x)) by the hypot rule, which rounds to 0
+    below |x| = 1e-8 (true value x**2/2); loghypot does not (see `_log_hypot`).
+    """
+    arg = _log_arg(node)
+    if not isinstance(arg, hypot):
+        return None
+    a, b = sorted(arg.args, key=lambda r: not r.is_Number)
+    return _half_log_sum_of_squares(a, b) if a.is_Number and a.is_positive else None
 
 
 @_bottom_up
@@ -1135,6 +1159,13 @@ RULES: tuple[Rule, ...] = tuple(
                 _hypot,
                 "sqrt(x**2 + 1) overflows to inf for |x| > 1.34e154",
                 ("sqrt(x**2 + 1)", "1/sqrt(x**2 + v**2)"),
+            ),
+            Rule(
+                "log_of_hypot",
+                43,
+                _log_of_hypot,
+                "log(hypot(1, x)) rounds to 0 for |x| < 1e-8 (true value x**2/2)",
+                ("log(hypot(1, x))", "log(hypot(x, 2))"),
             ),
             Rule(
                 "ndtri",

@@ -130,6 +130,7 @@ def test_priorities_put_specific_log_rules_first():
     assert order["asinh"] < order["hypot"]
     assert order["logit"] < order["atanh"] < order["log1p"]
     assert order["log_hypot"] < order["log1p"]
+    assert order["hypot"] < order["log_of_hypot"]
     assert order["one_minus_pow"] < order["log1p"]
 
 
@@ -162,7 +163,7 @@ def test_rule_rewrites_its_example_to_an_equal_expression(rule, text):
 _PROVEN = {
     "softplus", "softplus_inverse", "log1mexp", "logcosh", "logsinh", "log_sigmoid",
     "sigmoid", "absorb_linear", "log_hypot", "log1p", "expm1", "hypot", "cbrt", "ndtr",
-    "log_ndtr", "log_product",
+    "log_ndtr", "log_product", "log_of_hypot",
 }  # fmt: skip
 
 
@@ -222,7 +223,7 @@ DERIVED = [
     ),
     (
         "log(tailweight) - log(x**2 + 1)/2 + log(cosh(tailweight*(skewness + asinh(x))))",
-        "log(tailweight) - log(hypot(1, x)) + logcosh(tailweight*(skewness + asinh(x)))",
+        "log(tailweight) - loghypot(x) + logcosh(tailweight*(skewness + asinh(x)))",
     ),
     ("erf(sqrt(2)*x/2)/2 + 1/2", "ndtr(x)"),
     ("(1 + erf(x/sqrt(2)))/2", "ndtr(x)"),
@@ -474,6 +475,7 @@ FUNCTION_POINTS = {
     functions.log1mexp: ("1e-300", "1e-12", "0.5", "0.7", "3", "40", "800"),
     functions.logcosh: ("-800", "-2", "1e-12", "0.5", "30", "800"),
     functions.logsinh: ("1e-300", "1e-8", "0.5", "30", "800"),
+    functions.loghypot: ("-1e300", "-3", "-1e-12", "1e-200", "0.5", "1e160"),
     functions.ndtr: ("-40", "-9", "-1", "0", "1e-12", "2", "9"),
     functions.log_ndtr: ("-40", "-9", "-1", "0", "2", "9", "40"),
     functions.ndtri: ("1e-300", "1e-20", "0.001", "0.2", "0.5", "0.75", "0.999999999"),
@@ -491,6 +493,7 @@ def test_numba_helper_names():
         "log1mexp": "_sf_log1mexp",
         "logcosh": "_sf_logcosh",
         "logsinh": "_sf_logsinh",
+        "loghypot": "_sf_loghypot",
         "ndtr": "_sf_ndtr_v",
         "log_ndtr": "_sf_log_ndtr_v",
         "ndtri": "_sf_ndtri",
@@ -560,6 +563,7 @@ def test_constants_evaluate_and_symbols_stay():
     assert functions.log_ndtr(0) == -sp.log(2)
     assert functions.log_sigmoid(0) == -sp.log(2)
     assert functions.logcosh(0) == 0
+    assert functions.loghypot(0) == 0 and functions.loghypot(-sp.oo) == sp.oo
     assert functions.cbrt_real(-8) == -2
     assert functions.log1mexp(sp.oo) == 0
     for cls in functions.FUNCTIONS:
@@ -571,6 +575,7 @@ def test_real_valued_for_real_arguments():
     for cls in (
         functions.softplus,
         functions.logcosh,
+        functions.loghypot,
         functions.ndtr,
         functions.log_ndtr,
         functions.log_sigmoid,

@@ -29,7 +29,7 @@ TINY = 5e-324
 MIN_NORMAL = 2.2250738585072014e-308
 HUGE = 1.7976931348623157e308
 INF, NAN = math.inf, math.nan
-UNARY = ["_sf_log", "_sf_log1p", "_sf_asinh", "_sf_acosh", "_sf_atanh"]
+UNARY = ["_sf_log", "_sf_log1p", "_sf_asinh", "_sf_acosh", "_sf_atanh", "_sf_loghypot"]
 PUBLIC = [*UNARY, "_sf_hypot"]
 
 
@@ -89,6 +89,10 @@ HARD = {
     + _around(0.5)
     + [_down(1.0), -_down(1.0), _down(1.0, 2), 1.0 - 1e-10, -0.17132306728669366]
     + [0.17106069159318937, -1.705757449485508e-08],
+    "_sf_loghypot": _around(1e150)
+    + _around(1e-100)
+    + _around(1e-8)
+    + [TINY, -TINY, MIN_NORMAL, 1.5e-154, 1e-16, 1.0, -1.0, 0.5, 2.0, 1e154, HUGE, -HUGE],
 }
 
 
@@ -103,6 +107,9 @@ def points(name: str) -> np.ndarray:
         parts += [-1.0 + _magnitudes(rng, 300, -53, -2), rng.uniform(-0.35, 0.5, 400)]
         parts.append(_signed(rng, _magnitudes(rng, 400, -60, -20)))
     elif name == "_sf_asinh":
+        parts = [_signed(rng, _magnitudes(rng, 1500, -1075, 1023))]
+        parts += [rng.uniform(-4.0, 4.0, 600), _signed(rng, _magnitudes(rng, 400, -30, 30))]
+    elif name == "_sf_loghypot":
         parts = [_signed(rng, _magnitudes(rng, 1500, -1075, 1023))]
         parts += [rng.uniform(-4.0, 4.0, 600), _signed(rng, _magnitudes(rng, 400, -30, 30))]
     elif name == "_sf_acosh":
@@ -142,6 +149,7 @@ TRUTH = {
     "_sf_asinh": mpmath.asinh,
     "_sf_acosh": mpmath.acosh,
     "_sf_atanh": mpmath.atanh,
+    "_sf_loghypot": lambda x: mpmath.log1p(x * x) / 2,
 }
 
 #: The measured worst errors (docstrings), rounded up to the next half ULP.
@@ -151,6 +159,7 @@ MAX_ULP = {
     "_sf_asinh": 1.0,  # 0.76
     "_sf_acosh": 1.0,  # 0.78
     "_sf_atanh": 1.0,  # 0.79
+    "_sf_loghypot": 1.0,  # 0.98
     "_sf_hypot": 1.0,  # 0.67
 }
 
@@ -251,6 +260,9 @@ SPECIAL = {
     "_sf_atanh": [(0.0, 0.0), (-0.0, -0.0), (TINY, TINY), (-TINY, -TINY), (1.0, INF)]
     + [(-1.0, -INF), (_up(1.0), NAN), (-_up(1.0), NAN), (2.0, NAN), (INF, NAN), (-INF, NAN)]
     + [(NAN, NAN), (1e-20, 1e-20), (BELOW_ONE, 18.714973875118524)],
+    "_sf_loghypot": [(0.0, 0.0), (-0.0, 0.0), (TINY, 0.0), (1e-20, 5e-41), (-1e-20, 5e-41)]
+    + [(INF, INF), (-INF, INF), (NAN, NAN), (HUGE, 709.782712893384)]
+    + [(-HUGE, 709.782712893384), (1.0, LN2 / 2)],
 }
 SPECIAL_HYPOT = [
     ((INF, NAN), INF),

@@ -34,7 +34,14 @@ TINY = float(np.finfo(F32).smallest_subnormal)  # 2**-149, 1.4e-45
 MIN_NORMAL = float(np.finfo(F32).tiny)  # 2**-126
 HUGE = float(np.finfo(F32).max)  # 3.4028235e38
 INF, NAN = math.inf, math.nan
-UNARY = ["_sf_log_f32", "_sf_log1p_f32", "_sf_asinh_f32", "_sf_acosh_f32", "_sf_atanh_f32"]
+UNARY = [
+    "_sf_log_f32",
+    "_sf_log1p_f32",
+    "_sf_asinh_f32",
+    "_sf_acosh_f32",
+    "_sf_atanh_f32",
+    "_sf_loghypot_f32",
+]
 PUBLIC = [*UNARY, "_sf_hypot_f32"]
 
 
@@ -99,6 +106,9 @@ HARD = {
     + _around(0.5)
     + [_down(1.0), -_down(1.0), _down(1.0, 2), -_down(1.0, 3), 1.0 - 2.0**-12]
     + [0.22210225, 0.21855623, -0.11986464, -0.16721797],
+    "_sf_loghypot": _around(4096.0)
+    + _around(2.0**-12)
+    + [TINY, -TINY, MIN_NORMAL, 1e-10, 1e-19, -1e-20, HUGE, -HUGE, 1.8e19, 2e19, 1.0, -0.5],
 }
 HARD = {f"{k}_f32": [_f(v) for v in vs] for k, vs in HARD.items()}
 
@@ -114,6 +124,9 @@ def points(name: str) -> np.ndarray:
         parts += [-1.0 + _magnitudes(rng, 300, -24, -2), rng.uniform(-0.35, 0.5, 400)]
         parts.append(_signed(rng, _magnitudes(rng, 400, -30, -10)))
     elif name == "_sf_asinh_f32":
+        parts = [_signed(rng, _magnitudes(rng, 1500, -150, 128))]
+        parts += [rng.uniform(-4.0, 4.0, 600), _signed(rng, _magnitudes(rng, 400, -14, 14))]
+    elif name == "_sf_loghypot_f32":
         parts = [_signed(rng, _magnitudes(rng, 1500, -150, 128))]
         parts += [rng.uniform(-4.0, 4.0, 600), _signed(rng, _magnitudes(rng, 400, -14, 14))]
     elif name == "_sf_acosh_f32":
@@ -160,6 +173,7 @@ TRUTH = {
     "_sf_asinh_f32": mpmath.asinh,
     "_sf_acosh_f32": mpmath.acosh,
     "_sf_atanh_f32": mpmath.atanh,
+    "_sf_loghypot_f32": lambda x: mpmath.log1p(x * x) / 2,
 }
 
 #: The measured worst errors (docstrings), rounded up to the next half ULP.
@@ -169,6 +183,7 @@ MAX_ULP = {
     "_sf_asinh_f32": 1.0,  # 0.78
     "_sf_acosh_f32": 1.0,  # 0.78
     "_sf_atanh_f32": 1.0,  # 0.78
+    "_sf_loghypot_f32": 1.0,  # 0.98
     "_sf_hypot_f32": 1.0,  # 0.75
 }
 
@@ -280,6 +295,9 @@ SPECIAL = {
     "_sf_atanh_f32": [(0.0, 0.0), (-0.0, -0.0), (TINY, TINY), (-TINY, -TINY), (1.0, INF)]
     + [(-1.0, -INF), (_up(1.0), NAN), (-_up(1.0), NAN), (2.0, NAN), (INF, NAN), (-INF, NAN)]
     + [(NAN, NAN), (1e-20, _f(1e-20)), (2.0**-13, 2.0**-13), (BELOW_ONE, _f(8.664339742098155))],
+    "_sf_loghypot_f32": [(0.0, 0.0), (-0.0, 0.0), (TINY, 0.0), (INF, INF), (-INF, INF)]
+    + [(NAN, NAN), (2.0**-13, 2.0**-27), (-(2.0**-13), 2.0**-27), (1.0, _f(math.log(2.0) / 2))]
+    + [(HUGE, _f(88.72283905206835)), (-HUGE, _f(88.72283905206835))],
 }
 SPECIAL_HYPOT = [
     ((INF, NAN), INF),

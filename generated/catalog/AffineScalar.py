@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:8310d92dbc826b31b7cb324b1a368f12a5601f0148ea2d562cf64f60edf376a7
+# hash:       sha256:235c397fb594a8d5a122f8e11650424eb41f836b36bf45ae1beafb7ee10feda1
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '8310d92dbc826b31b7cb324b1a368f12a5601f0148ea2d562cf64f60edf376a7'
+HASH = '235c397fb594a8d5a122f8e11650424eb41f836b36bf45ae1beafb7ee10feda1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

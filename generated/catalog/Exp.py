@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:6f9c100d6084d1df9b298b1609e28ce6d4b3e4ad468dc4cea2fc818fa0508efd
+# hash:       sha256:efa593fc2c71339def317bc2358403737a1234e815e099df9f9777cbb8ecc8dc
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '6f9c100d6084d1df9b298b1609e28ce6d4b3e4ad468dc4cea2fc818fa0508efd'
+HASH = 'efa593fc2c71339def317bc2358403737a1234e815e099df9f9777cbb8ecc8dc'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

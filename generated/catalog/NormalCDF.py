@@ -12,7 +12,7 @@
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
 # float32:    forward, inverse, inverse_log_det_jacobian, forward_and_log_det, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_ndtr_v, _sf_ndtri)
-# hash:       sha256:4ec516d32c783a60d91c3d5da5b63298dd3433785cdb027cc17f4a66ffa29b14
+# hash:       sha256:27ec911d25f8ee5b785d30f99d8927b352f4d1b0b8fca7c1d51703315db78802
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -23,14 +23,14 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = '4ec516d32c783a60d91c3d5da5b63298dd3433785cdb027cc17f4a66ffa29b14'
+HASH = '27ec911d25f8ee5b785d30f99d8927b352f4d1b0b8fca7c1d51703315db78802'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
 #: and parameter values, whether it stays within a few float32 ULP before using it).
 FLOAT32_KERNELS = ('forward_log_det_jacobian',)
 
-# ---- helpers (5 requested)
+# ---- helpers (3 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -43,16 +43,6 @@ def _sf_as_bits(typingctx, x):
 
 
 @numba.extending.intrinsic
-def _sf_as_bits32(typingctx, x):
-    """The bits of a float32, as int32."""
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
-
-    return numba.int32(numba.float32), codegen
-
-
-@numba.extending.intrinsic
 def _sf_fma(typingctx, a, b, c):
     """a*b + c rounded once (LLVM's llvm.fma.f64: one instruction where the CPU has FMA)."""
 
@@ -60,16 +50,6 @@ def _sf_fma(typingctx, a, b, c):
         return builder.fma(*args)
 
     return numba.float64(numba.float64, numba.float64, numba.float64), codegen
-
-
-@numba.extending.intrinsic
-def _sf_fma32(typingctx, a, b, c):
-    """a*b + c for float32 rounded once (LLVM's llvm.fma.f32)."""
-
-    def codegen(context, builder, signature, args):
-        return builder.fma(*args)
-
-    return numba.float32(numba.float32, numba.float32, numba.float32), codegen
 
 
 @numba.extending.intrinsic
@@ -270,116 +250,6 @@ def _sf_erf_core(a, al):
     return ef, ec, r
 
 
-@numba.extending.intrinsic
-def _sf_from_bits32(typingctx, i):
-    """The float32 whose bits are the low 32 bits of an int32 or int64."""
-
-    def codegen(context, builder, signature, args):
-        value = args[0]
-        if value.type.width != 32:
-            value = builder.trunc(value, context.get_value_type(numba.int32))
-        return builder.bitcast(value, context.get_value_type(numba.float32))
-
-    return numba.float32(i), codegen
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sf_log_core(u, dk0, d):
-    """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
-
-    The shared kernel of this module (fdlibm's e_log.c / s_log1p.c). u = 2^k·m with m in
-    [√½, √2) from the bits (a subnormal u is scaled by 2^54 first), f = m - 1 exactly, and
-    log(1 + f) = 2·atanh(s) = f - f²/2 + s·(f²/2 + R(s²)) with s = f/(2 + f) and fdlibm's
-    degree-14 polynomial R (|error| < 2^-58.45). k·ln 2 is added in two parts, the high one
-    with 32 significant bits so that k·ln2_hi is exact. The low part d of the argument
-    enters as d/u, except for k = 0, where f + d is formed as hi + lo first, since there
-    d/u need not be small against log(u) (1 + x with tiny x; 1 + 2a/(1 - a)). dk0 is an
-    integer added to k (asinh and acosh of huge x compute log(2x) as ln 2 + log(x)).
-    Called with d = 0, measured error 0.79 ULP; every caller below picks its own special
-    values (u = 0, negative, inf or nan give some finite value or nan here).
-    """
-    sub = u < 2.2250738585072014e-308
-    us = u * 18014398509481984.0 if sub else u  # subnormals times 2**54
-    ix = _sf_as_bits(us) + 0x0009_5F62_0000_0000  # 0x3ff00000 - 0x3fe6a09e in the high word
-    ex = ix >> 52
-    # k as a float without an int -> float conversion: 2**52 + (biased exponent) - ...
-    dk = _sf_from_bits(ex | 0x4330_0000_0000_0000) - 4503599627371519.0
-    dk = dk + (dk0 - 54.0 if sub else dk0)
-    m = _sf_from_bits((ix & 0x000F_FFFF_FFFF_FFFF) + 0x3FE6_A09E_0000_0000)
-    f = m - 1.0
-    k0 = ex == 0x3FF
-    dd = d if k0 else 0.0
-    fh = f + dd
-    fl = (f - fh) + dd
-    corr = (fl if k0 else d) / (us if us != 0.0 else 1.0)
-    fp = fh if abs(fh) > 1e-100 else 0.0  # fh² would be subnormal (slow) and negligible
-    hfsq = 0.5 * fp * fp
-    s = fp / (2.0 + fp)
-    z = s * s
-    w = z * z
-    t1 = w * _sf_fma(
-        w, _sf_fma(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01
-    )
-    t2 = z * _sf_fma(
-        w,
-        _sf_fma(
-            w,
-            _sf_fma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
-            2.857142874366239149e-01,
-        ),
-        6.666666666666735130e-01,
-    )
-    r = t2 + t1
-    return dk * 6.93147180369123816490e-01 - (
-        (hfsq - (s * (hfsq + r) + _sf_fma(dk, 1.90821492927058770002e-10, corr))) - fh
-    )
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sf_log(x):
-    """Natural logarithm, with log(0) = -inf, log(x < 0) = nan and log(inf) = inf.
-
-    Method: `_sf_log_core` with d = 0 (fdlibm's log; a subnormal x scaled by 2^54 first).
-    Measured error: 0.79 ULP (at x = 1.4072259806052403; 400,000 points).
-    """
-    r = _sf_log_core(x, 0.0, 0.0)
-    r = x if not (x < math.inf) else r
-    r = -math.inf if x == 0.0 else r
-    return math.nan if x < 0.0 else r
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sf_log_f32(x):
-    """Natural logarithm of a float32, with log(0) = -inf, log(x < 0) = nan, log(inf) = inf.
-
-    Method: x = 2^k·(1 + f) with 1 + f in [√½, √2) from the bits (a subnormal x times 2^24
-    first, k - 24 then), log(1 + f) = f - (f²/2 - f³·P(f)) with P of degree 7 (Estrin's
-    scheme) and the bracket by one FMA, plus k·ln2_hi (exact) and k·ln2_lo. No division.
-    Measured error: 0.78 ULP (at x = 1.574455; 160,000 points against mpmath, 1,200,000
-    against float64).
-    """
-    sub = x < np.float32(1.1754943508222875e-38)  # 2**-126
-    xs = x * np.float32(16777216.0) if sub else x  # 2**24
-    ix = _sf_as_bits32(xs) + 0x004AFB0D  # 0x3f800000 - 0x3f3504f3 (the bits of √½)
-    # k as a float without an int -> float conversion: the bits 2**23 + biased exponent
-    dk = _sf_from_bits32(((ix >> 23) & 0xFF) | 0x4B000000) - (
-        np.float32(8388759.0) if sub else np.float32(8388735.0)  # 2**23 + 127 (+ 24)
-    )
-    f = _sf_from_bits32((ix & 0x007FFFFF) + 0x3F3504F3) - np.float32(1.0)
-    f2 = f * f
-    f4 = f2 * f2
-    p01 = _sf_fma32(f, np.float32(-0.250008225440979), np.float32(0.3333333134651184))
-    p23 = _sf_fma32(f, np.float32(-0.1662333458662033), np.float32(0.20001228153705597))
-    p45 = _sf_fma32(f, np.float32(-0.13160377740859985), np.float32(0.14201723039150238))
-    p67 = _sf_fma32(f, np.float32(-0.07634418457746506), np.float32(0.12761935591697693))
-    p = _sf_fma32(_sf_fma32(p67, f2, p45), f4, _sf_fma32(p23, f2, p01))
-    tail = _sf_fma32(f2 * f, p, dk * np.float32(1.428606765330187e-06))  # k·ln2_lo
-    r = dk * np.float32(0.693145751953125) - (_sf_fma32(np.float32(0.5) * f, f, -tail) - f)
-    r = x if not (x < np.float32(math.inf)) else r
-    r = np.float32(-math.inf) if x == np.float32(0.0) else r
-    return np.float32(math.nan) if x < np.float32(0.0) else r
-
-
 @numba.njit(cache=True, error_model="numpy")
 def _sf_mul_err(a, b):
     """Rounding error of a product: a·b = fl(a·b) + _sf_mul_err(a, b) exactly.
@@ -544,14 +414,14 @@ def inverse_scalar(y):
 def fldj_scalar(x):
     """log|f'(x)|, for one element."""
     # outputs (1)
-    return -0.5*x**2 - 0.5*_sf_log(math.pi) - 0.5*_sf_log(2)
+    return -0.5*x**2 - 0.5*1.1447298858494002 - 0.5*0.6931471805599453
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return (0.5)*_sf_ndtri(y)**2 + (0.5)*_sf_log(2) + (0.5)*_sf_log(math.pi)
+    return (0.5)*_sf_ndtri(y)**2 + (0.5)*0.6931471805599453 + (0.5)*1.1447298858494002
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -560,7 +430,7 @@ def forward_fldj_scalar(x):
     # outputs (2)
     return (
         _sf_ndtr_v(x),
-        -0.5*x**2 - 0.5*_sf_log(math.pi) - 0.5*_sf_log(2),
+        -0.5*x**2 - 0.5*1.1447298858494002 - 0.5*0.6931471805599453,
     )
 
 
@@ -572,7 +442,7 @@ def inverse_ildj_scalar(y):
     # outputs (2)
     return (
         _t0,
-        (0.5)*_t0**2 + (0.5)*_sf_log(2) + (0.5)*_sf_log(math.pi),
+        (0.5)*_t0**2 + (0.5)*0.6931471805599453 + (0.5)*1.1447298858494002,
     )
 
 
@@ -610,7 +480,7 @@ def ildj_partials_scalar(y):
 def fldj_scalar_f32(x):
     """log|f'(x)|, for one float32 element."""
     # outputs (1)
-    return -np.float32(0.5)*x**2 - np.float32(0.5)*_sf_log_f32(np.float32(math.pi)) - np.float32(0.5)*_sf_log_f32(np.float32(2.0))
+    return -np.float32(0.5)*x**2 - np.float32(0.5)*np.float32(1.1447298858494002) - np.float32(0.5)*np.float32(0.6931471805599453)
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)

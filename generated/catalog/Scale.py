@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:e376bb68d69dda027099bcb1fbee23fa06c7f6611bbe5d343e9cf309ce47a11e
+# hash:       sha256:fbc2e8dc874981a89a3d8f69122b8cd0c44e173073a5cca74b4df6ec34520806
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = 'e376bb68d69dda027099bcb1fbee23fa06c7f6611bbe5d343e9cf309ce47a11e'
+HASH = 'fbc2e8dc874981a89a3d8f69122b8cd0c44e173073a5cca74b4df6ec34520806'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

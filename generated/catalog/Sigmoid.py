@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:56819228acbff6320ff0bc28dd5ea7e683ca6c17e3c4764bc6e4e83b9db8d801
+# hash:       sha256:cf78196083de79f41da90fecafead7f3e397bbb8e071e783145a38ca6e7962de
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = '56819228acbff6320ff0bc28dd5ea7e683ca6c17e3c4764bc6e4e83b9db8d801'
+HASH = 'cf78196083de79f41da90fecafead7f3e397bbb8e071e783145a38ca6e7962de'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

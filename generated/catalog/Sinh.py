@@ -10,8 +10,8 @@
 #   forward:  sinh(x)
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
-#   ildj:     -log(hypot(1, y))
-# hash:       sha256:a6cce36d79a93706500ff89bd7919724c6a73239684aa9c1a69486fb84cc7447
+#   ildj:     -loghypot(y)
+# hash:       sha256:581989da089c5f7848096010b8a187ec61bb2ef0b9640c20cc1f520fe772b0b6
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,14 +22,14 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = 'a6cce36d79a93706500ff89bd7919724c6a73239684aa9c1a69486fb84cc7447'
+HASH = '581989da089c5f7848096010b8a187ec61bb2ef0b9640c20cc1f520fe772b0b6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
 #: and parameter values, whether it stays within a few float32 ULP before using it).
 FLOAT32_KERNELS = ('forward', 'inverse', 'forward_log_det_jacobian', 'inverse_log_det_jacobian', 'forward_and_log_det', 'inverse_and_log_det')
 
-# ---- helpers (12 requested)
+# ---- helpers (10 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -150,63 +150,6 @@ def _sf_cosh(x):
     small = 0.5 * e + 0.5 / e
     big = 2.0 * _sf_fma(e, 3.728377347448607e-15, e)  # 2·e^z·(1 + d), d = c - 2ln2
     return small if a < 20.0 else big
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sf_expm1(x):
-    """e^x - 1 for float64 x, vectorizable, accurate near 0.
-
-    Method: x = k·ln2 + r + r_lo as in `_sf_exp`, e^r - 1 = r + r²/2 + t with t the tail
-    of `_sf_exp`, and e^x - 1 = (2^k - 1) + 2^k·r + 2^k·r²/2 + 2^k·t. 2^k - 1 is split
-    exactly into a + ca, 2^k·r is exact, and the three leading terms are summed by two
-    Fast2Sums (each larger term first), so the cancellation for x in (-ln2, -ln2/2) and
-    the -1 for negative k cost nothing; the small terms are added last. For k = 0
-    (|x| < ln2/2) that is r + r²·q(r), relatively accurate down to the subnormals (below
-    |x| = 1e-18 it returns x itself, which also keeps the sign of a zero). x is clamped to
-    [-60, 710] (e^-60 - 1 rounds to -1); for k = 1024 (x > 709.43) the sum is formed with
-    2^1023 and doubled.
-
-    Special values: expm1(±0) = ±0, subnormal x gives x, expm1(-inf) = -1, expm1(inf) = inf,
-    expm1(nan) = nan; x > 709.782712893384 gives inf.
-
-    Measured error: 0.56 ULP.
-    """
-    xc = x if x < 710.0 else 710.0  # also maps nan to a finite number; restored below
-    xc = xc if xc > -60.0 else -60.0
-    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
-    kf = t - 6755399441055744.0
-    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
-    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
-    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
-    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
-    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
-    q = _sf_fma(q, r, 2.7557273594799413e-07)
-    q = _sf_fma(q, r, 2.755725533255441e-06)
-    q = _sf_fma(q, r, 2.480158732558584e-05)
-    q = _sf_fma(q, r, 0.00019841269874873975)
-    q = _sf_fma(q, r, 0.0013888888888883737)
-    q = _sf_fma(q, r, 0.00833333333332612)
-    q = _sf_fma(q, r, 0.04166666666666667)
-    q = _sf_fma(q, r, 0.1666666666666667)
-    h = 0.5 * r
-    h2 = h * r  # r²/2 = h2 + l2 exactly
-    l2 = _sf_fma(h, r, -h2)
-    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
-    m = k - 1 if k > 1023 else k  # 2^1024 is not a float64
-    s = _sf_from_bits((m + 1023) << 52)
-    a = s - 1.0  # s - 1 = a + ca exactly: ca = 0 for |m| <= 53, else -1 or s
-    ca_up = (s - a) - 1.0  # Fast2Sum with s first (m > 0) ...
-    ca_down = (-1.0 - a) + s  # ... or with -1 first; both computed: selects vectorize
-    ca = ca_up if m > 0 else ca_down
-    b = s * r
-    hi = a + b
-    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum)
-    c = s * h2
-    hi2 = hi + c
-    lo2 = (hi - hi2) + c  # hi + c = hi2 + lo2 exactly (Fast2Sum)
-    y = hi2 + _sf_fma(s, tail, (lo + lo2) + ca)
-    y = y * 2.0 if k > 1023 else y
-    return y if abs(x) >= 1e-18 else x  # expm1(x) rounds to x below 2^-54; also ±0 and nan
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -342,84 +285,6 @@ def _sf_expm1_f32(x):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _sf_hypot(x, y):
-    """√(x² + y²) without intermediate over- or underflow; hypot(±inf, nan) = inf.
-
-    Method: the larger magnitude B and the smaller S are scaled by 2^-600 (B > 2^400) or
-    2^700 (B < 2^-400), exactly. b² + s² is formed as hi + lo (FMAs give each square's rounding
-    error, Fast2Sum the sum's), its square root r is corrected by one Newton step,
-    r + (hi - r² + lo)/(2r), and scaled back. S < 2^-60·B counts as 0 (it changes nothing, and
-    S² would be subnormal, which is slow). Measured error: 0.67 ULP (at
-    x = 1.881173700621502e-308, y = 2.681064016e-315; 300,000 pairs); the excess over
-    0.5 comes from subnormal results, rounded twice (r, then r·2^-700).
-    """
-    a = abs(x)
-    b = abs(y)
-    big = a if a > b else b
-    small = b if a > b else a
-    down = big > 2.5822498780869086e120  # 2**400
-    up = big < 3.872591914849318e-121  # 2**-400
-    sc = 2.409919865102884e-181 if down else (5.260135901548374e210 if up else 1.0)
-    inv = 4.149515568880993e180 if down else (1.90109156629516e-211 if up else 1.0)
-    bs = big * sc
-    ss = small * sc
-    ss = 0.0 if ss < bs * 8.673617379884035e-19 else ss  # 2**-60
-    h = bs * bs
-    hl = _sf_fma(bs, bs, -h)
-    s2 = ss * ss
-    sl = _sf_fma(ss, ss, -s2)
-    t = h + s2
-    tl = ((h - t) + s2) + (hl + sl)
-    r = math.sqrt(t)
-    r = r + (_sf_fma(-r, r, t) + tl) * 0.5 / (r if r > 0.0 else 1.0)
-    r = r * inv
-    return math.inf if (a == math.inf) | (b == math.inf) else r
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sf_hypot_f32(x, y):
-    """√(x² + y²) of float32s without intermediate over- or underflow; hypot(±inf, nan) = inf.
-
-    Method: the larger magnitude B and the smaller S are scaled by 2^-100 (B > 2^63) or
-    2^100 (B < 2^-50), exactly, so that B² is a normal float32. b² + s² is formed as hi + lo
-    (FMAs give each square's rounding error, Fast2Sum the sum's), its square root r is
-    corrected by one Newton step, r + (hi - r² + lo)/(2r), and scaled back. S < 2^-13·B
-    counts as 0 (it changes nothing, and S² would be subnormal, which is slow on some CPUs).
-    Measured error: 0.75 ULP (at x = 7.76828e-39, y = 1.610849e-39; 120,000 pairs against
-    mpmath, 1,200,000 against float64); the excess over 0.5 comes from subnormal results,
-    rounded twice (r, then r·2^-100).
-    """
-    a = abs(x)
-    b = abs(y)
-    big = a if a > b else b  # not max/min: with a nan, one of the two must be the nan
-    small = b if a > b else a
-    sc = (
-        np.float32(7.888609052210118e-31)  # 2**-100
-        if big > np.float32(9.223372036854776e18)  # 2**63
-        else (
-            np.float32(1.2676506002282294e30)  # 2**100
-            if big < np.float32(8.881784197001252e-16)  # 2**-50
-            else np.float32(1.0)
-        )
-    )
-    inv = _sf_from_bits32(0x7F000000 - _sf_as_bits32(sc))  # 1/sc
-    bs = big * sc
-    ss = small * sc
-    ss = np.float32(0.0) if ss < bs * np.float32(0.0001220703125) else ss  # 2**-13
-    h = bs * bs
-    hl = _sf_fma32(bs, bs, -h)
-    s2 = ss * ss
-    sl = _sf_fma32(ss, ss, -s2)
-    t = h + s2
-    tl = ((h - t) + s2) + (hl + sl)
-    r = math.sqrt(t)
-    r = r + (_sf_fma32(-r, r, t) + tl) / max(r + r, np.float32(1e-30))
-    r = r * inv
-    inf = np.float32(math.inf)
-    return inf if (a == inf) | (b == inf) else r
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _sf_log_core(u, dk0, d):
     """log(u + d) + dk0·ln 2 for a positive finite u and |d| <= ulp(u); no special values.
 
@@ -496,19 +361,6 @@ def _sf_asinh(x):
     r = _sf_log_core(a if big else v, 1.0 if big else 0.0, a if tiny else (0.0 if big else vl))
     r = a if not (a < math.inf) else r
     return math.copysign(r, x)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sf_log(x):
-    """Natural logarithm, with log(0) = -inf, log(x < 0) = nan and log(inf) = inf.
-
-    Method: `_sf_log_core` with d = 0 (fdlibm's log; a subnormal x scaled by 2^54 first).
-    Measured error: 0.79 ULP (at x = 1.4072259806052403; 400,000 points).
-    """
-    r = _sf_log_core(x, 0.0, 0.0)
-    r = x if not (x < math.inf) else r
-    r = -math.inf if x == 0.0 else r
-    return math.nan if x < 0.0 else r
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -614,55 +466,44 @@ def _sf_log1p_f32(x):
     return np.float32(math.nan) if x < np.float32(-1.0) else r
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _sf_log_f32(x):
-    """Natural logarithm of a float32, with log(0) = -inf, log(x < 0) = nan, log(inf) = inf.
-
-    Method: x = 2^k·(1 + f) with 1 + f in [√½, √2) from the bits (a subnormal x times 2^24
-    first, k - 24 then), log(1 + f) = f - (f²/2 - f³·P(f)) with P of degree 7 (Estrin's
-    scheme) and the bracket by one FMA, plus k·ln2_hi (exact) and k·ln2_lo. No division.
-    Measured error: 0.78 ULP (at x = 1.574455; 160,000 points against mpmath, 1,200,000
-    against float64).
-    """
-    sub = x < np.float32(1.1754943508222875e-38)  # 2**-126
-    xs = x * np.float32(16777216.0) if sub else x  # 2**24
-    ix = _sf_as_bits32(xs) + 0x004AFB0D  # 0x3f800000 - 0x3f3504f3 (the bits of √½)
-    # k as a float without an int -> float conversion: the bits 2**23 + biased exponent
-    dk = _sf_from_bits32(((ix >> 23) & 0xFF) | 0x4B000000) - (
-        np.float32(8388759.0) if sub else np.float32(8388735.0)  # 2**23 + 127 (+ 24)
-    )
-    f = _sf_from_bits32((ix & 0x007FFFFF) + 0x3F3504F3) - np.float32(1.0)
-    f2 = f * f
-    f4 = f2 * f2
-    p01 = _sf_fma32(f, np.float32(-0.250008225440979), np.float32(0.3333333134651184))
-    p23 = _sf_fma32(f, np.float32(-0.1662333458662033), np.float32(0.20001228153705597))
-    p45 = _sf_fma32(f, np.float32(-0.13160377740859985), np.float32(0.14201723039150238))
-    p67 = _sf_fma32(f, np.float32(-0.07634418457746506), np.float32(0.12761935591697693))
-    p = _sf_fma32(_sf_fma32(p67, f2, p45), f4, _sf_fma32(p23, f2, p01))
-    tail = _sf_fma32(f2 * f, p, dk * np.float32(1.428606765330187e-06))  # k·ln2_lo
-    r = dk * np.float32(0.693145751953125) - (_sf_fma32(np.float32(0.5) * f, f, -tail) - f)
-    r = x if not (x < np.float32(math.inf)) else r
-    r = np.float32(-math.inf) if x == np.float32(0.0) else r
-    return np.float32(math.nan) if x < np.float32(0.0) else r
-
-
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
 def _sf_logcosh(x):
     """log(cosh(x)) for all x, relatively accurate at the zero x = 0.
 
-    Method: with a = |x| and E = expm1(a), log1p(w) where w = cosh a - 1 = E²/(2(1 + E))
-    for a <= 1.3 (no cancellation: w keeps the relative accuracy of E), and
-    a - ln 2 + log1p(e^-2a) with e^-2a = 1/(1 + E)² and the difference exact (two-sum)
-    above, which cannot overflow. Both regions share one expm1 and one log1p (the argument
-    of log1p is selected per element), so the function stays cheap in a vectorized loop.
-    Measured error: 2.6 ULP (the square of E doubles its rounding error).
+    Method: with a = |x|, log1p(w) where w = cosh a - 1 for a <= 1.3, w = a²·P(a²) with P
+    the Taylor polynomial of (cosh a - 1)/a² to degree 10 in a² (truncation error below
+    3e-19 relative) and a² carried as hi + lo, so that w is within about an ULP; above 1.3,
+    a - ln 2 + log1p(e^-2a), the difference exact (two-sum), which cannot overflow. There
+    e^-2a = (1 - E/(1 + E))² with E = e^a - 1 formed exactly as `_sf_sinh` forms it
+    (`_sf_expm1_core` of the same reduced argument, then the same division), so that a
+    kernel needing sinh and log cosh of one value (SinhArcsinh's forward and log-det)
+    computes E and the one division once: LLVM merges the identical steps. 1 - E/(1 + E) is
+    exact (the quotient is at least 1/2 there). From a = 40 on, E is e^(a - 1.386) - 1 as
+    sinh takes it; log1p's argument is then below 1e-33 and its value far below an ULP of
+    the result either way. Both regions share one log1p (its argument selected per
+    element), so the function stays cheap in a vectorized loop.
+    Measured error: 2.1 ULP (at x = 0.2496: w's rounding, then log1p's; 210,000 points).
     """
     a = abs(x)
-    e = _sf_expm1(a)
+    u = a * a
+    ul = _sf_fma(a, a, -u)  # a² = u + ul exactly
+    p = _sf_fma(8.896791392450574e-22, u, 4.110317623312165e-19)  # 1/(2n)!, n = 11 ... 1
+    p = _sf_fma(p, u, 1.5619206968586225e-16)
+    p = _sf_fma(p, u, 4.779477332387385e-14)
+    p = _sf_fma(p, u, 1.1470745597729725e-11)
+    p = _sf_fma(p, u, 2.08767569878681e-09)
+    p = _sf_fma(p, u, 2.755731922398589e-07)
+    p = _sf_fma(p, u, 2.48015873015873e-05)
+    p = _sf_fma(p, u, 0.001388888888888889)
+    p = _sf_fma(p, u, 0.041666666666666664)
+    p = _sf_fma(p, u, 0.5)
+    w = _sf_fma(u, p, ul * p)  # cosh a - 1, for a <= 1.3
+    ac = 710.48 if a > 710.48 else a  # as `_sf_sinh` reduces it; nan stays nan
+    z = ac if ac < 40.0 else ac - 1.3862943611198943
+    e = _sf_expm1_core(z)
+    rc = 1.0 - e / (e + 1.0)  # 1/(1 + E); the quotient as in `_sf_sinh`
     small = a <= 1.3
-    u = 1.0 + e
-    w = (e * e) / (u + u)
-    lg = _sf_log1p(w if small else 1.0 / (u * u))
+    lg = _sf_log1p(w if small else rc * rc)
     h = a - 0.6931471805599453
     h_lo = (a - h) - 0.6931471805599453  # exact rounding error of h (a > ln 2)
     large = h + ((lg - 2.3190468138462996e-17) + h_lo)
@@ -689,6 +530,50 @@ def _sf_logcosh_f32(x):
     h_lo = (a - h) - np.float32(0.693147182464599609375)  # exact rounding error of h
     large = h + ((lg + np.float32(1.904654299957768e-09)) + h_lo)
     return lg if small else (a if a == math.inf else large)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_loghypot(x):
+    """log √(1 + x²) = log1p(x²)/2 for float64 x; even, loghypot(±inf) = inf.
+
+    Method: 1 + a² (a = |x|) as hi + lo by two FMAs, then half of `_sf_log_core` on it:
+    the same first steps as `_sf_asinh`, so a kernel computing both of one argument
+    (SinhArcsinh's log-det) forms 1 + a² once. Relatively accurate at the zero: below
+    a = 1e-100 it returns a²/2 (the next term is a⁴/4); above 1e150, where a² overflows,
+    log(a) (the next term, 1/(2a²), is far below an ULP). Replaces log(hypot(1, x)), which
+    rounds to 0 below |x| = 1e-8 and costs a square root and a division more.
+    Measured error: 0.98 ULP (at x = 1.0477492275187905e-08, where 1 + a² rounds to 1 and a²
+    itself is rounded before the logarithm; 210,000 points).
+    """
+    a = abs(x)
+    big = a > 1e150
+    b = a if (a <= 1e150) & (a >= 1e-100) else 0.0  # as in `_sf_asinh`
+    w = _sf_fma(b, b, 1.0)
+    wl = _sf_fma(b, b, 1.0 - w)
+    r = _sf_log_core(a if big else w, 0.0, 0.0 if big else wl)
+    r = r if big else 0.5 * r
+    r = 0.5 * a * a if a < 1e-100 else r
+    return a if not (a < math.inf) else r  # inf stays inf, nan nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_loghypot_f32(x):
+    """log √(1 + x²) = log1p(x²)/2 for a float32 x; even, loghypot(±inf) = inf.
+
+    Method: 1 + a² (a = |x|) as hi + lo by two FMAs, then half of `_sf_log_core_f32` on it,
+    the same first steps as `_sf_asinh_f32`. Above 4096, log(a) (the next term, 1/(2a²), is
+    below 0.01 ULP; a² would overflow from 1.8e19 on). Tiny a needs no case of its own: the
+    kernel's k = 0 path gives a²/2 back.
+    Measured error: 0.98 ULP (at x = 0.00024402888, where 1 + a² rounds to 1 and a² itself
+    is rounded first; 3,000,000 points against float64).
+    """
+    a = abs(x)
+    big = a > np.float32(4096.0)
+    w = _sf_fma32(a, a, np.float32(1.0))
+    wl = _sf_fma32(a, a, np.float32(1.0) - w)
+    r = _sf_log_core_f32(a if big else w, np.float32(0.0), np.float32(0.0) if big else wl)
+    r = r if big else np.float32(0.5) * r
+    return a if not (a < np.float32(math.inf)) else r
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -809,7 +694,7 @@ def fldj_scalar(x):
 def ildj_scalar(y):
     """log|(f^-1)'(y)|, for one element."""
     # outputs (1)
-    return -_sf_log(_sf_hypot(1, y))
+    return -_sf_loghypot(y)
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -828,7 +713,7 @@ def inverse_ildj_scalar(y):
     # outputs (2)
     return (
         _sf_asinh(y),
-        -_sf_log(_sf_hypot(1, y)),
+        -_sf_loghypot(y),
     )
 
 
@@ -887,7 +772,7 @@ def fldj_scalar_f32(x):
 def ildj_scalar_f32(y):
     """log|(f^-1)'(y)|, for one float32 element."""
     # outputs (1)
-    return -_sf_log_f32(_sf_hypot_f32(np.float32(1.0), y))
+    return -_sf_loghypot_f32(y)
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -906,7 +791,7 @@ def inverse_ildj_scalar_f32(y):
     # outputs (2)
     return (
         _sf_asinh_f32(y),
-        -_sf_log_f32(_sf_hypot_f32(np.float32(1.0), y)),
+        -_sf_loghypot_f32(y),
     )
 
 # ---- batch kernels (32)

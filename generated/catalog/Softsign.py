@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:facb0d9b047e069743d5bee0a0c6fdacd6cbc65e39e2f16974716770c63b8ee1
+# hash:       sha256:33ef798dcfef6bc959d49fec4b241bbce0f3c00a07f5be0a26b7597db4941ae6
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = 'facb0d9b047e069743d5bee0a0c6fdacd6cbc65e39e2f16974716770c63b8ee1'
+HASH = '33ef798dcfef6bc959d49fec4b241bbce0f3c00a07f5be0a26b7597db4941ae6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

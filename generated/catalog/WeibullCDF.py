@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:ce70b15ebeb60c88086d54115ab166c6ccf03e63999151c1ef74732157b7256c
+# hash:       sha256:6a0220ff1cb4d4a687793b944cd91a003375cca253ec80a01a6436c9eec3b3b1
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = 'ce70b15ebeb60c88086d54115ab166c6ccf03e63999151c1ef74732157b7256c'
+HASH = '6a0220ff1cb4d4a687793b944cd91a003375cca253ec80a01a6436c9eec3b3b1'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

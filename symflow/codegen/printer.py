@@ -106,7 +106,21 @@ class KernelPrinter(PythonCodePrinter):
             raise Float32UnavailableError(helper)
         return helper + "_f32"
 
+    def _folded(self, expr) -> str | None:
+        """A function of numbers only (log(2), asinh(2)) as its correctly rounded value, or
+        None where it is not a finite real: a literal costs nothing per element, and a helper
+        called with an integer would be compiled once more for that signature."""
+        if not expr.is_number:
+            return None
+        value = expr.evalf(40)
+        if not (value.is_Float and value.is_finite):
+            return None
+        return self._num(repr(float(value)))
+
     def _print_Function(self, expr):  # noqa: N802 (SymPy's printer naming)
+        folded = self._folded(expr)
+        if folded is not None:
+            return folded
         helper = getattr(expr.func, "numba_helper", None) or HELPER_FUNCTIONS.get(
             expr.func.__name__
         )
@@ -125,6 +139,9 @@ class KernelPrinter(PythonCodePrinter):
         )
 
     def _print_vector_function(self, expr):
+        folded = self._folded(expr)
+        if folded is not None:
+            return folded
         helper = VECTOR_FUNCTIONS[type(expr).__name__]
         if helper not in HELPERS:
             if self.float32:

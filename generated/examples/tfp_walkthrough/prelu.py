@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:dd685d916c963a8043bff4d7f2562e66de3ba82d0b68c7ed6923be71b1061dfb
+# hash:       sha256:3857f533e1c75cbdac50546acdba34e076db64d4b588eabc396c64c8d762d3df
 """Compiled kernels of the prelu bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'prelu'
 PARAMETERS = ('alpha',)
-HASH = 'dd685d916c963a8043bff4d7f2562e66de3ba82d0b68c7ed6923be71b1061dfb'
+HASH = '3857f533e1c75cbdac50546acdba34e076db64d4b588eabc396c64c8d762d3df'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

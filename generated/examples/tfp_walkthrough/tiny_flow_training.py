@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:50f09c80af0f8e16c35dec1bdb7aa6b2e2cf0fd99bc7724f5180dbe163a48a35
+# hash:       sha256:7e74e1ed0247a01896eb63573ff24cf0eb6185de6ea59c494c40a43031395fb8
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '50f09c80af0f8e16c35dec1bdb7aa6b2e2cf0fd99bc7724f5180dbe163a48a35'
+HASH = '7e74e1ed0247a01896eb63573ff24cf0eb6185de6ea59c494c40a43031395fb8'
 N = 2
 N_Q = 12
 N_MEMBERS = 2

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:ced69e3fc25a92f33621d8c7dca2774af5e208e91a2f3c42f4d6a903e52709ba
+# hash:       sha256:b214e052fc5f2a9ff277ddd73bb2b180d011dc5b8ca1e41ee7a3767958c9d1fd
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = 'ced69e3fc25a92f33621d8c7dca2774af5e208e91a2f3c42f4d6a903e52709ba'
+HASH = 'b214e052fc5f2a9ff277ddd73bb2b180d011dc5b8ca1e41ee7a3767958c9d1fd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
