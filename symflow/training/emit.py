@@ -20,6 +20,7 @@ import hashlib
 import math
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 
 from symflow._version import __version__
@@ -36,6 +37,10 @@ __all__ = ["MAX_UNROLLED_N", "emit_training_module", "layout", "training_key"]
 
 #: Event sizes up to this are unrolled into per-coordinate locals (registers).
 MAX_UNROLLED_N = 16
+
+#: Affine members up to this event size (and perturbation rank 2) get their per-step
+#: M^-1 written out as straight-line code instead of the generic `affine_prepare` loops.
+MAX_UNROLLED_AFFINE_N = 4
 
 
 def layout(plan: TrainingPlan):
@@ -169,6 +174,104 @@ def _constrain(plan: TrainingPlan, printer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _affine_prepare_unrolled(k, m, n, r, s_tr, s_fa, s_di, indent) -> list[str]:
+    """`affine_prepare` written out for one Affine member with n <= 4 and r <= 2.
+
+    The same maths in straight-line code on locals: T = L^-1 by forward substitution (its
+    zeros left out), W = T V, the capacitance K = I + D V^T W and P = D V^T T, then
+    Z = K^-1 P by the closed-form inverse of a 1 x 1 or 2 x 2 matrix (adjugate over
+    determinant, which is also det K for the matrix determinant lemma) and
+    M^-1 = T - W Z. Locals `_m{k}_{a}{b}` hold M^-1 for the rows; `minv[k]` gets a copy
+    for `affine_gradient`. Compiling this takes a fraction of the generic loops' time
+    (2-3 s), and a step skips their loop overhead.
+    """
+    i = indent
+    lines = [
+        f"{i}# member {k}: {m.bijector.name}: M^-1 once per step (unrolled: n = {n}, r = {r})"
+    ]
+    for j, pos in enumerate(m.tril_positions):
+        a, b = divmod(int(pos), n)
+        lines.append(f"{i}_L{k}_{a}{b} = q[{s_tr + j}]")
+    filled = {divmod(int(pos), n) for pos in m.tril_positions}
+    lval = {ab: (f"_L{k}_{ab[0]}{ab[1]}" if ab in filled else None) for ab in np.ndindex(n, n)}
+    lines.append(
+        f"{i}_nll_const += " + " + ".join(f"math.log(abs(_L{k}_{a}{a}))" for a in range(n))
+    )
+    t = {(a, a): f"_T{k}_{a}{a}" for a in range(n)}  # T = L^-1, lower triangular
+    lines += [f"{i}_T{k}_{a}{a} = 1.0 / _L{k}_{a}{a}" for a in range(n)]
+    for col in range(n):
+        for a in range(col + 1, n):
+            terms = [f"{lval[(a, b)]} * {t[(b, col)]}" for b in range(col, a) if lval[(a, b)]]
+            if terms:
+                t[(a, col)] = f"_T{k}_{a}{col}"
+                lines.append(f"{i}{t[(a, col)]} = -({' + '.join(terms)}) * _T{k}_{a}{a}")
+    if r == 0:
+        for a in range(n):
+            for b in range(n):
+                lines.append(f"{i}_m{k}_{a}{b} = {t.get((a, b), '0.0')}")
+                lines.append(f"{i}minv[{k}, {a}, {b}] = _m{k}_{a}{b}")
+        return lines
+    v = {(b, c): f"q[{s_fa + b * r + c}]" for b in range(n) for c in range(r)}
+    for a in range(n):
+        for c in range(r):
+            terms = " + ".join(f"{t[(a, b)]} * {v[(b, c)]}" for b in range(n) if (a, b) in t)
+            lines.append(f"{i}_W{k}_{a}{c} = {terms}")
+    for c in range(r):
+        for e in range(r):
+            acc = " + ".join(f"{v[(b, c)]} * _W{k}_{b}{e}" for b in range(n))
+            one = " + 1.0" if c == e else ""
+            lines.append(f"{i}_K{k}_{c}{e} = q[{s_di + c}] * ({acc}){one}")
+        for j in range(n):
+            acc = " + ".join(f"{v[(b, c)]} * {t[(b, j)]}" for b in range(n) if (b, j) in t)
+            lines.append(f"{i}_P{k}_{c}{j} = q[{s_di + c}] * ({acc})")
+    if r == 1:
+        lines.append(f"{i}_det{k} = _K{k}_00")
+        for j in range(n):
+            lines.append(f"{i}_Z{k}_0{j} = _P{k}_0{j} / _det{k}")
+    else:
+        lines.append(f"{i}_det{k} = _K{k}_00 * _K{k}_11 - _K{k}_01 * _K{k}_10")
+        for j in range(n):
+            lines.append(
+                f"{i}_Z{k}_0{j} = (_K{k}_11 * _P{k}_0{j} - _K{k}_01 * _P{k}_1{j}) / _det{k}"
+            )
+            lines.append(
+                f"{i}_Z{k}_1{j} = (_K{k}_00 * _P{k}_1{j} - _K{k}_10 * _P{k}_0{j}) / _det{k}"
+            )
+    lines.append(f"{i}_nll_const += math.log(abs(_det{k}))")
+    for a in range(n):
+        for b in range(n):
+            wz = " + ".join(f"_W{k}_{a}{c} * _Z{k}_{c}{b}" for c in range(r))
+            lead = f"{t[(a, b)]} - " if (a, b) in t else "-"
+            lines.append(f"{i}_m{k}_{a}{b} = {lead}({wz})")
+            lines.append(f"{i}minv[{k}, {a}, {b}] = _m{k}_{a}{b}")
+    return lines
+
+
+def _affine_gradient_unrolled(k, m, n, r, s_tr, s_fa, s_di, indent) -> list[str]:
+    """`affine_gradient` written out for the members `_affine_prepare_unrolled` serves.
+
+    G = gm[k] + nb M^-T (every row's log|det M|), then dL = lower(G) at L's entries,
+    dV = (G + G^T) V D and dd_c = v_c^T G v_c, on locals.
+    """
+    i = indent
+    lines = [f"{i}# member {k}: d/d(L, V, d) from G = d/dM (unrolled)"]
+    g = {(a, b): f"_G{k}_{a}{b}" for a in range(n) for b in range(n)}
+    lines += [f"{i}{g[(a, b)]} = gm[{k}, {a}, {b}] + _nb * _m{k}_{b}{a}" for a, b in g]
+    for j, pos in enumerate(m.tril_positions):
+        lines.append(f"{i}gq[{s_tr + j}] += {g[divmod(int(pos), n)]}")
+    v = {(b, c): f"q[{s_fa + b * r + c}]" for b in range(n) for c in range(r)}
+    for a in range(n):
+        for c in range(r):
+            acc = " + ".join(f"({g[(a, b)]} + {g[(b, a)]}) * {v[(b, c)]}" for b in range(n))
+            lines.append(f"{i}gq[{s_fa + a * r + c}] += ({acc}) * q[{s_di + c}]")
+    for c in range(r):
+        acc = " + ".join(
+            f"{v[(a, c)]} * {g[(a, b)]} * {v[(b, c)]}" for a in range(n) for b in range(n)
+        )
+        lines.append(f"{i}gq[{s_di + c}] += {acc}")
+    return lines
+
+
 def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
     """The module text for `plan`; same structure, same bytes.
 
@@ -207,12 +310,17 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
             r = m.r
             s_sh, s_tr = starts[(k, "shift")], starts[(k, "tril")]
             s_fa, s_di = starts.get((k, "factor"), 0), starts.get((k, "diag"), 0)
-            pro.append(f"{I1}# member {k}: {m.bijector.name}: M^-1 by solves, once per step")
-            pro.append(
-                f"{I1}_nll_const += affine_prepare(q, {s_tr}, {s_fa}, {s_di}, {n}, {r}, "
-                f"TRIL_POS{k}, mats[{k}], minv[{k}], scratch[{k}])"
-            )
-            pro += [f"{I1}_m{k}_{a}{b} = minv[{k}, {a}, {b}]" for a in range(n) for b in range(n)]
+            if n <= MAX_UNROLLED_AFFINE_N and r <= 2:
+                pro += _affine_prepare_unrolled(k, m, n, r, s_tr, s_fa, s_di, I1)
+            else:
+                pro.append(f"{I1}# member {k}: {m.bijector.name}: M^-1 by solves, once per step")
+                pro.append(
+                    f"{I1}_nll_const += affine_prepare(q, {s_tr}, {s_fa}, {s_di}, {n}, {r}, "
+                    f"TRIL_POS{k}, mats[{k}], minv[{k}], scratch[{k}])"
+                )
+                pro += [
+                    f"{I1}_m{k}_{a}{b} = minv[{k}, {a}, {b}]" for a in range(n) for b in range(n)
+                ]
             pro += [f"{I1}_s{k}_{a} = q[{s_sh + a}]" for a in range(n)]
             row.append(f"{I2}# member {k}: {m.bijector.name}: u = M^-1 (y - shift)")
             for a in range(n):
@@ -246,10 +354,13 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
                     rev += [f"{I2}gm[{k}, {a}, {b}] -= _l{a} * _v{k + 1}_{b}" for b in range(n)]
                 rev += [f"{I2}_c{a} = _l{a}" for a in range(n)]
                 post += [f"{I1}gq[{s_sh + a}] = _gs{k}_{a}" for a in range(n)]
-            post.append(
-                f"{I1}affine_gradient(q, gq, gm[{k}], minv[{k}], mats[{k}], _nb, {s_tr}, "
-                f"{s_fa}, {s_di}, {n}, {r}, TRIL_POS{k})"
-            )
+            if n <= MAX_UNROLLED_AFFINE_N and r <= 2:
+                post += _affine_gradient_unrolled(k, m, n, r, s_tr, s_fa, s_di, I1)
+            else:
+                post.append(
+                    f"{I1}affine_gradient(q, gq, gm[{k}], minv[{k}], mats[{k}], _nb, {s_tr}, "
+                    f"{s_fa}, {s_di}, {n}, {r}, TRIL_POS{k})"
+                )
         else:
             names = m.bijector.declared.spec.parameter_names
             qidx = [starts[(k, "p")] + j for j in range(len(names))]

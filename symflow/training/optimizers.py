@@ -105,7 +105,9 @@ def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv, scratch):
     and the r x r capacitance C = I + D V^T T V, eliminated with partial pivoting (its
     determinant comes out of the same elimination). log|det M| = sum log|L_ii| +
     log|det C| (matrix determinant lemma). Once per step: the per-row work is then one
-    matrix-vector product.
+    matrix-vector product. Scratch matrices live in the flat vector `scratch` (row-major,
+    indexed by hand: no views or reshapes, which cost Numba seconds to compile): L at 0,
+    W = T V at n*n, [C | D V^T T] at n*n + n*r.
     """
     for a in range(n):
         for b in range(n):
@@ -114,70 +116,72 @@ def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv, scratch):
     # L's entries (lower triangle, TFP fill order) straight from q; T = L^-1 column by column
     for j in range(n):
         tinv[j, j] = 1.0
-    # views into one preallocated scratch vector: nothing is allocated per step
-    lmat = scratch[: n * n].reshape((n, n))
-    lmat[:] = 0.0
+    for j in range(n * n):
+        scratch[j] = 0.0
     for j in range(tril_pos.shape[0]):
-        lmat.flat[tril_pos[j]] = q[s_tr + j]
+        scratch[tril_pos[j]] = q[s_tr + j]
     for a in range(n):
-        logdet += math.log(abs(lmat[a, a]))
+        logdet += math.log(abs(scratch[a * n + a]))
     for col in range(n):
         for a in range(n):
             acc = 1.0 if a == col else 0.0
             for b in range(a):
-                acc -= lmat[a, b] * tinv[b, col]
-            tinv[a, col] = acc / lmat[a, a]
+                acc -= scratch[a * n + b] * tinv[b, col]
+            tinv[a, col] = acc / scratch[a * n + a]
     for a in range(n):
         for b in range(n):
             minv[a, b] = tinv[a, b]
     if r == 0:
         return logdet
-    w = scratch[n * n : n * n + n * r].reshape((n, r))  # W = T V
+    w = n * n  # W = T V, n x r
     for a in range(n):
         for c in range(r):
             acc = 0.0
             for b in range(n):
                 acc += tinv[a, b] * q[s_fa + b * r + c]
-            w[a, c] = acc
-    # [C | D V^T T], eliminated in place
-    cap = scratch[n * n + n * r : n * n + n * r + r * (r + n)].reshape((r, r + n))
+            scratch[w + a * r + c] = acc
+    cap = n * n + n * r  # [C | D V^T T], r x (r + n), eliminated in place
+    width = r + n
     for c in range(r):
         for e in range(r):
             acc = 0.0
             for b in range(n):
-                acc += q[s_fa + b * r + c] * w[b, e]
-            cap[c, e] = q[s_di + c] * acc + (1.0 if c == e else 0.0)
+                acc += q[s_fa + b * r + c] * scratch[w + b * r + e]
+            scratch[cap + c * width + e] = q[s_di + c] * acc + (1.0 if c == e else 0.0)
         for j in range(n):
             acc = 0.0
             for b in range(n):
                 acc += q[s_fa + b * r + c] * tinv[b, j]
-            cap[c, r + j] = q[s_di + c] * acc
+            scratch[cap + c * width + r + j] = q[s_di + c] * acc
     det_c = 1.0
     for c in range(r):
         p = c
         for e in range(c + 1, r):
-            if abs(cap[e, c]) > abs(cap[p, c]):
+            if abs(scratch[cap + e * width + c]) > abs(scratch[cap + p * width + c]):
                 p = e
         if p != c:
             det_c = -det_c
-            for j in range(r + n):
-                cap[c, j], cap[p, j] = cap[p, j], cap[c, j]
-        det_c *= cap[c, c]
+            for j in range(width):
+                t = scratch[cap + c * width + j]
+                scratch[cap + c * width + j] = scratch[cap + p * width + j]
+                scratch[cap + p * width + j] = t
+        pivot = scratch[cap + c * width + c]
+        det_c *= pivot
         for e in range(c + 1, r):
-            f = cap[e, c] / cap[c, c]
-            for j in range(c, r + n):
-                cap[e, j] -= f * cap[c, j]
+            f = scratch[cap + e * width + c] / pivot
+            for j in range(c, width):
+                scratch[cap + e * width + j] -= f * scratch[cap + c * width + j]
     for c in range(r - 1, -1, -1):  # back substitution: rows c of Z = C^-1 D V^T T
         for j in range(n):
-            acc = cap[c, r + j]
+            acc = scratch[cap + c * width + r + j]
             for e in range(c + 1, r):
-                acc -= cap[c, e] * cap[e, r + j]
-            cap[c, r + j] = acc / cap[c, c]
+                acc -= scratch[cap + c * width + e] * scratch[cap + e * width + r + j]
+            scratch[cap + c * width + r + j] = acc / scratch[cap + c * width + c]
     for a in range(n):
         for j in range(n):
             acc = 0.0
             for c in range(r):
-                acc += w[a, c] * cap[c, r + j]
+                acc += scratch[w + a * r + c] * scratch[cap + c * width + r + j]
             minv[a, j] -= acc
     return logdet + math.log(abs(det_c))
 
@@ -192,7 +196,7 @@ def affine_gradient(q, gq, gm, minv, tinv, nb, s_tr, s_fa, s_di, n, r, tril_pos)
         for b in range(n):
             gm[a, b] += nb * minv[b, a]
     for j in range(tril_pos.shape[0]):
-        gq[s_tr + j] += gm.flat[tril_pos[j]]
+        gq[s_tr + j] += gm[tril_pos[j] // n, tril_pos[j] % n]
     for a in range(n):
         for c in range(r):
             acc = 0.0

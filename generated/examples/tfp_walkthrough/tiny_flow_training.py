@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:7e74e1ed0247a01896eb63573ff24cf0eb6185de6ea59c494c40a43031395fb8
+# hash:       sha256:5d96385139aae6c47a49df220107d1bbd4e93706d9854770e040166f08006522
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '7e74e1ed0247a01896eb63573ff24cf0eb6185de6ea59c494c40a43031395fb8'
+HASH = '5d96385139aae6c47a49df220107d1bbd4e93706d9854770e040166f08006522'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
@@ -269,7 +269,9 @@ def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv, scratch):
     and the r x r capacitance C = I + D V^T T V, eliminated with partial pivoting (its
     determinant comes out of the same elimination). log|det M| = sum log|L_ii| +
     log|det C| (matrix determinant lemma). Once per step: the per-row work is then one
-    matrix-vector product.
+    matrix-vector product. Scratch matrices live in the flat vector `scratch` (row-major,
+    indexed by hand: no views or reshapes, which cost Numba seconds to compile): L at 0,
+    W = T V at n*n, [C | D V^T T] at n*n + n*r.
     """
     for a in range(n):
         for b in range(n):
@@ -278,70 +280,72 @@ def affine_prepare(q, s_tr, s_fa, s_di, n, r, tril_pos, tinv, minv, scratch):
     # L's entries (lower triangle, TFP fill order) straight from q; T = L^-1 column by column
     for j in range(n):
         tinv[j, j] = 1.0
-    # views into one preallocated scratch vector: nothing is allocated per step
-    lmat = scratch[: n * n].reshape((n, n))
-    lmat[:] = 0.0
+    for j in range(n * n):
+        scratch[j] = 0.0
     for j in range(tril_pos.shape[0]):
-        lmat.flat[tril_pos[j]] = q[s_tr + j]
+        scratch[tril_pos[j]] = q[s_tr + j]
     for a in range(n):
-        logdet += math.log(abs(lmat[a, a]))
+        logdet += math.log(abs(scratch[a * n + a]))
     for col in range(n):
         for a in range(n):
             acc = 1.0 if a == col else 0.0
             for b in range(a):
-                acc -= lmat[a, b] * tinv[b, col]
-            tinv[a, col] = acc / lmat[a, a]
+                acc -= scratch[a * n + b] * tinv[b, col]
+            tinv[a, col] = acc / scratch[a * n + a]
     for a in range(n):
         for b in range(n):
             minv[a, b] = tinv[a, b]
     if r == 0:
         return logdet
-    w = scratch[n * n : n * n + n * r].reshape((n, r))  # W = T V
+    w = n * n  # W = T V, n x r
     for a in range(n):
         for c in range(r):
             acc = 0.0
             for b in range(n):
                 acc += tinv[a, b] * q[s_fa + b * r + c]
-            w[a, c] = acc
-    # [C | D V^T T], eliminated in place
-    cap = scratch[n * n + n * r : n * n + n * r + r * (r + n)].reshape((r, r + n))
+            scratch[w + a * r + c] = acc
+    cap = n * n + n * r  # [C | D V^T T], r x (r + n), eliminated in place
+    width = r + n
     for c in range(r):
         for e in range(r):
             acc = 0.0
             for b in range(n):
-                acc += q[s_fa + b * r + c] * w[b, e]
-            cap[c, e] = q[s_di + c] * acc + (1.0 if c == e else 0.0)
+                acc += q[s_fa + b * r + c] * scratch[w + b * r + e]
+            scratch[cap + c * width + e] = q[s_di + c] * acc + (1.0 if c == e else 0.0)
         for j in range(n):
             acc = 0.0
             for b in range(n):
                 acc += q[s_fa + b * r + c] * tinv[b, j]
-            cap[c, r + j] = q[s_di + c] * acc
+            scratch[cap + c * width + r + j] = q[s_di + c] * acc
     det_c = 1.0
     for c in range(r):
         p = c
         for e in range(c + 1, r):
-            if abs(cap[e, c]) > abs(cap[p, c]):
+            if abs(scratch[cap + e * width + c]) > abs(scratch[cap + p * width + c]):
                 p = e
         if p != c:
             det_c = -det_c
-            for j in range(r + n):
-                cap[c, j], cap[p, j] = cap[p, j], cap[c, j]
-        det_c *= cap[c, c]
+            for j in range(width):
+                t = scratch[cap + c * width + j]
+                scratch[cap + c * width + j] = scratch[cap + p * width + j]
+                scratch[cap + p * width + j] = t
+        pivot = scratch[cap + c * width + c]
+        det_c *= pivot
         for e in range(c + 1, r):
-            f = cap[e, c] / cap[c, c]
-            for j in range(c, r + n):
-                cap[e, j] -= f * cap[c, j]
+            f = scratch[cap + e * width + c] / pivot
+            for j in range(c, width):
+                scratch[cap + e * width + j] -= f * scratch[cap + c * width + j]
     for c in range(r - 1, -1, -1):  # back substitution: rows c of Z = C^-1 D V^T T
         for j in range(n):
-            acc = cap[c, r + j]
+            acc = scratch[cap + c * width + r + j]
             for e in range(c + 1, r):
-                acc -= cap[c, e] * cap[e, r + j]
-            cap[c, r + j] = acc / cap[c, c]
+                acc -= scratch[cap + c * width + e] * scratch[cap + e * width + r + j]
+            scratch[cap + c * width + r + j] = acc / scratch[cap + c * width + c]
     for a in range(n):
         for j in range(n):
             acc = 0.0
             for c in range(r):
-                acc += w[a, c] * cap[c, r + j]
+                acc += scratch[w + a * r + c] * scratch[cap + c * width + r + j]
             minv[a, j] -= acc
     return logdet + math.log(abs(det_c))
 
@@ -356,7 +360,7 @@ def affine_gradient(q, gq, gm, minv, tinv, nb, s_tr, s_fa, s_di, n, r, tril_pos)
         for b in range(n):
             gm[a, b] += nb * minv[b, a]
     for j in range(tril_pos.shape[0]):
-        gq[s_tr + j] += gm.flat[tril_pos[j]]
+        gq[s_tr + j] += gm[tril_pos[j] // n, tril_pos[j] % n]
     for a in range(n):
         for c in range(r):
             acc = 0.0
@@ -439,12 +443,40 @@ def nll_and_grad_into(
     gq[:] = 0.0
     gm[:] = 0.0
     _nll_const = BASE_LOG_NORM  # sum log scale + n/2 log(2 pi)
-    # member 0: Affine: M^-1 by solves, once per step
-    _nll_const += affine_prepare(q, 2, 5, 9, 2, 2, TRIL_POS0, mats[0], minv[0], scratch[0])
-    _m0_00 = minv[0, 0, 0]
-    _m0_01 = minv[0, 0, 1]
-    _m0_10 = minv[0, 1, 0]
-    _m0_11 = minv[0, 1, 1]
+    # member 0: Affine: M^-1 once per step (unrolled: n = 2, r = 2)
+    _L0_11 = q[2]
+    _L0_10 = q[3]
+    _L0_00 = q[4]
+    _nll_const += math.log(abs(_L0_00)) + math.log(abs(_L0_11))
+    _T0_00 = 1.0 / _L0_00
+    _T0_11 = 1.0 / _L0_11
+    _T0_10 = -(_L0_10 * _T0_00) * _T0_11
+    _W0_00 = _T0_00 * q[5]
+    _W0_01 = _T0_00 * q[6]
+    _W0_10 = _T0_10 * q[5] + _T0_11 * q[7]
+    _W0_11 = _T0_10 * q[6] + _T0_11 * q[8]
+    _K0_00 = q[9] * (q[5] * _W0_00 + q[7] * _W0_10) + 1.0
+    _K0_01 = q[9] * (q[5] * _W0_01 + q[7] * _W0_11)
+    _P0_00 = q[9] * (q[5] * _T0_00 + q[7] * _T0_10)
+    _P0_01 = q[9] * (q[7] * _T0_11)
+    _K0_10 = q[10] * (q[6] * _W0_00 + q[8] * _W0_10)
+    _K0_11 = q[10] * (q[6] * _W0_01 + q[8] * _W0_11) + 1.0
+    _P0_10 = q[10] * (q[6] * _T0_00 + q[8] * _T0_10)
+    _P0_11 = q[10] * (q[8] * _T0_11)
+    _det0 = _K0_00 * _K0_11 - _K0_01 * _K0_10
+    _Z0_00 = (_K0_11 * _P0_00 - _K0_01 * _P0_10) / _det0
+    _Z0_10 = (_K0_00 * _P0_10 - _K0_10 * _P0_00) / _det0
+    _Z0_01 = (_K0_11 * _P0_01 - _K0_01 * _P0_11) / _det0
+    _Z0_11 = (_K0_00 * _P0_11 - _K0_10 * _P0_01) / _det0
+    _nll_const += math.log(abs(_det0))
+    _m0_00 = _T0_00 - (_W0_00 * _Z0_00 + _W0_01 * _Z0_10)
+    minv[0, 0, 0] = _m0_00
+    _m0_01 = -(_W0_00 * _Z0_01 + _W0_01 * _Z0_11)
+    minv[0, 0, 1] = _m0_01
+    _m0_10 = _T0_10 - (_W0_10 * _Z0_00 + _W0_11 * _Z0_10)
+    minv[0, 1, 0] = _m0_10
+    _m0_11 = _T0_11 - (_W0_10 * _Z0_01 + _W0_11 * _Z0_11)
+    minv[0, 1, 1] = _m0_11
     _s0_0 = q[0]
     _s0_1 = q[1]
     _S0_00 = 0.0
@@ -498,7 +530,20 @@ def nll_and_grad_into(
     gq[1] = -(_m0_01 * _C0_0 + _m0_11 * _C0_1)
     gm[0, 1, 0] = -(_m0_01 * _S0_00 + _m0_11 * _S0_10)
     gm[0, 1, 1] = -(_m0_01 * _S0_01 + _m0_11 * _S0_11)
-    affine_gradient(q, gq, gm[0], minv[0], mats[0], _nb, 2, 5, 9, 2, 2, TRIL_POS0)
+    # member 0: d/d(L, V, d) from G = d/dM (unrolled)
+    _G0_00 = gm[0, 0, 0] + _nb * _m0_00
+    _G0_01 = gm[0, 0, 1] + _nb * _m0_10
+    _G0_10 = gm[0, 1, 0] + _nb * _m0_01
+    _G0_11 = gm[0, 1, 1] + _nb * _m0_11
+    gq[2] += _G0_11
+    gq[3] += _G0_10
+    gq[4] += _G0_00
+    gq[5] += ((_G0_00 + _G0_00) * q[5] + (_G0_01 + _G0_10) * q[7]) * q[9]
+    gq[6] += ((_G0_00 + _G0_00) * q[6] + (_G0_01 + _G0_10) * q[8]) * q[10]
+    gq[7] += ((_G0_10 + _G0_01) * q[5] + (_G0_11 + _G0_11) * q[7]) * q[9]
+    gq[8] += ((_G0_10 + _G0_01) * q[6] + (_G0_11 + _G0_11) * q[8]) * q[10]
+    gq[9] += q[5] * _G0_00 * q[5] + q[5] * _G0_01 * q[7] + q[7] * _G0_10 * q[5] + q[7] * _G0_11 * q[7]
+    gq[10] += q[6] * _G0_00 * q[6] + q[6] * _G0_01 * q[8] + q[8] * _G0_10 * q[6] + q[8] * _G0_11 * q[8]
     gq[11] = _g11
     for _j in range(THETA_Q.shape[0]):
         grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _nb
@@ -517,12 +562,40 @@ def nll_and_grad_into_parallel(
     gq[:] = 0.0
     gm[:] = 0.0
     _nll_const = BASE_LOG_NORM  # sum log scale + n/2 log(2 pi)
-    # member 0: Affine: M^-1 by solves, once per step
-    _nll_const += affine_prepare(q, 2, 5, 9, 2, 2, TRIL_POS0, mats[0], minv[0], scratch[0])
-    _m0_00 = minv[0, 0, 0]
-    _m0_01 = minv[0, 0, 1]
-    _m0_10 = minv[0, 1, 0]
-    _m0_11 = minv[0, 1, 1]
+    # member 0: Affine: M^-1 once per step (unrolled: n = 2, r = 2)
+    _L0_11 = q[2]
+    _L0_10 = q[3]
+    _L0_00 = q[4]
+    _nll_const += math.log(abs(_L0_00)) + math.log(abs(_L0_11))
+    _T0_00 = 1.0 / _L0_00
+    _T0_11 = 1.0 / _L0_11
+    _T0_10 = -(_L0_10 * _T0_00) * _T0_11
+    _W0_00 = _T0_00 * q[5]
+    _W0_01 = _T0_00 * q[6]
+    _W0_10 = _T0_10 * q[5] + _T0_11 * q[7]
+    _W0_11 = _T0_10 * q[6] + _T0_11 * q[8]
+    _K0_00 = q[9] * (q[5] * _W0_00 + q[7] * _W0_10) + 1.0
+    _K0_01 = q[9] * (q[5] * _W0_01 + q[7] * _W0_11)
+    _P0_00 = q[9] * (q[5] * _T0_00 + q[7] * _T0_10)
+    _P0_01 = q[9] * (q[7] * _T0_11)
+    _K0_10 = q[10] * (q[6] * _W0_00 + q[8] * _W0_10)
+    _K0_11 = q[10] * (q[6] * _W0_01 + q[8] * _W0_11) + 1.0
+    _P0_10 = q[10] * (q[6] * _T0_00 + q[8] * _T0_10)
+    _P0_11 = q[10] * (q[8] * _T0_11)
+    _det0 = _K0_00 * _K0_11 - _K0_01 * _K0_10
+    _Z0_00 = (_K0_11 * _P0_00 - _K0_01 * _P0_10) / _det0
+    _Z0_10 = (_K0_00 * _P0_10 - _K0_10 * _P0_00) / _det0
+    _Z0_01 = (_K0_11 * _P0_01 - _K0_01 * _P0_11) / _det0
+    _Z0_11 = (_K0_00 * _P0_11 - _K0_10 * _P0_01) / _det0
+    _nll_const += math.log(abs(_det0))
+    _m0_00 = _T0_00 - (_W0_00 * _Z0_00 + _W0_01 * _Z0_10)
+    minv[0, 0, 0] = _m0_00
+    _m0_01 = -(_W0_00 * _Z0_01 + _W0_01 * _Z0_11)
+    minv[0, 0, 1] = _m0_01
+    _m0_10 = _T0_10 - (_W0_10 * _Z0_00 + _W0_11 * _Z0_10)
+    minv[0, 1, 0] = _m0_10
+    _m0_11 = _T0_11 - (_W0_10 * _Z0_01 + _W0_11 * _Z0_11)
+    minv[0, 1, 1] = _m0_11
     _s0_0 = q[0]
     _s0_1 = q[1]
     _S0_00 = 0.0
@@ -576,7 +649,20 @@ def nll_and_grad_into_parallel(
     gq[1] = -(_m0_01 * _C0_0 + _m0_11 * _C0_1)
     gm[0, 1, 0] = -(_m0_01 * _S0_00 + _m0_11 * _S0_10)
     gm[0, 1, 1] = -(_m0_01 * _S0_01 + _m0_11 * _S0_11)
-    affine_gradient(q, gq, gm[0], minv[0], mats[0], _nb, 2, 5, 9, 2, 2, TRIL_POS0)
+    # member 0: d/d(L, V, d) from G = d/dM (unrolled)
+    _G0_00 = gm[0, 0, 0] + _nb * _m0_00
+    _G0_01 = gm[0, 0, 1] + _nb * _m0_10
+    _G0_10 = gm[0, 1, 0] + _nb * _m0_01
+    _G0_11 = gm[0, 1, 1] + _nb * _m0_11
+    gq[2] += _G0_11
+    gq[3] += _G0_10
+    gq[4] += _G0_00
+    gq[5] += ((_G0_00 + _G0_00) * q[5] + (_G0_01 + _G0_10) * q[7]) * q[9]
+    gq[6] += ((_G0_00 + _G0_00) * q[6] + (_G0_01 + _G0_10) * q[8]) * q[10]
+    gq[7] += ((_G0_10 + _G0_01) * q[5] + (_G0_11 + _G0_11) * q[7]) * q[9]
+    gq[8] += ((_G0_10 + _G0_01) * q[6] + (_G0_11 + _G0_11) * q[8]) * q[10]
+    gq[9] += q[5] * _G0_00 * q[5] + q[5] * _G0_01 * q[7] + q[7] * _G0_10 * q[5] + q[7] * _G0_11 * q[7]
+    gq[10] += q[6] * _G0_00 * q[6] + q[6] * _G0_01 * q[8] + q[8] * _G0_10 * q[6] + q[8] * _G0_11 * q[8]
     gq[11] = _g11
     for _j in range(THETA_Q.shape[0]):
         grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _nb
