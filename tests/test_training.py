@@ -204,6 +204,63 @@ def test_affine_gradient_equals_high_precision_difference(n, r):
             assert abs(grad[j] - float(fd)) <= 1e-11 * max(1.0, abs(float(fd))), j
 
 
+def _mp_prelu_over_trained_normal_nll(theta, ys):
+    """Mean NLL of PReLU(alpha) over Normal(loc, scale), θ = (alpha, loc, scale) with alpha
+    and scale through softplus, in mpmath."""
+    alpha, loc, scale = mp.log1p(mp.exp(theta[0])), theta[1], mp.log1p(mp.exp(theta[2]))
+    total = mp.mpf(0)
+    for y in ys:
+        y = mp.mpf(float(y))
+        x, ildj = (y, 0) if y >= 0 else (y / alpha, -mp.log(alpha))
+        z = (x - loc) / scale
+        total += z**2 / 2 + mp.log(scale) + mp.log(2 * mp.pi) / 2 - ildj
+    return total / len(ys)
+
+
+def test_trained_base_gradient_equals_high_precision_difference():
+    d = sfd.TransformedDistribution(sfd.Normal(0.3, 1.5), sfb.PReLU(alpha=0.6))
+    kernels = training_kernels(d, train_base=True)
+    assert kernels.plan.names == ["0.PReLU.alpha", "base.loc", "base.scale"]
+    ys = np.array([-2.5, -0.3, 0.0, 0.7, 3.1])
+    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, ys)
+    np.testing.assert_allclose(loss, -d.log_prob(ys).mean(), rtol=1e-14)
+    with mp.workdps(50):
+        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        assert abs(loss - float(_mp_prelu_over_trained_normal_nll(theta, ys))) < 1e-13
+        h = mp.mpf(10) ** -20
+        for j in range(len(theta)):
+            up, down = list(theta), list(theta)
+            up[j] += h
+            down[j] -= h
+            fd = (_mp_prelu_over_trained_normal_nll(up, ys)
+                  - _mp_prelu_over_trained_normal_nll(down, ys)) / (2 * h)  # fmt: skip
+            assert abs(grad[j] - float(fd)) <= 1e-12 * max(1.0, abs(float(fd))), j
+
+
+def test_fit_trains_the_base_to_the_maximum_likelihood_estimate(tmp_path):
+    # Shift frozen: the base alone fits the data; full-batch Adam reaches the MLE, the
+    # sample mean and (biased) standard deviation of each coordinate.
+    data = np.array([3.0, -1.0]) + np.array([2.0, 0.5]) * np.random.default_rng(8).standard_normal(
+        (400, 2)
+    )
+    d = sfd.TransformedDistribution(
+        sfd.MultivariateNormalDiag(loc=np.zeros(2), scale_diag=np.ones(2)),
+        sfb.Affine(shift=np.zeros(2), scale_tril=np.eye(2)),
+    )
+    result = sf.fit(d, data, epochs=600, batch_size=400, optimizer=sf.Adam(5e-2),
+                    frozen=("0",), train_base=True, progress=False)  # fmt: skip
+    assert list(result.parameters) == [
+        "base.loc[0]", "base.loc[1]", "base.scale_diag[0]", "base.scale_diag[1]"
+    ]  # fmt: skip
+    base = result.distribution.distribution
+    np.testing.assert_allclose(base.loc, data.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(np.abs(base.scale_diag), data.std(axis=0), atol=1e-6)
+    path = tmp_path / "base.json"
+    result.save(path)
+    loaded = sf.load_parameters(d, path, frozen=("0",))
+    np.testing.assert_allclose(loaded.log_prob(data[:5]), result.distribution.log_prob(data[:5]))
+
+
 def test_no_nan_gradient_from_the_branch_not_taken():
     # PReLU's untaken branch divides by alpha; Softplus's overflows far out: neither leaks.
     d = sfd.TransformedDistribution(

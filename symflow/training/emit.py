@@ -30,6 +30,7 @@ from symflow.codegen.hashing import compiler_fingerprint
 from symflow.codegen.mathlib import helper_sources
 from symflow.codegen.printer import KernelPrinter
 from symflow.errors import SymflowError
+from symflow.symbolic.spec import Positive
 from symflow.training.optimizers import OPTIMIZER_SOURCE
 from symflow.training.plan import AffineMember, ElementwiseMember, TrainingPlan, constraint_exprs
 
@@ -44,7 +45,9 @@ MAX_UNROLLED_AFFINE_N = 4
 
 
 def layout(plan: TrainingPlan):
-    """[(kind, member index, name, q index, θ index or None, constraint)] for every entry."""
+    """[(kind, member index, name, q index, θ index or None, constraint)] for every entry;
+    a trained base's loc and scale come last (kinds 'base_loc', 'base_scale', member index
+    len(plan.members))."""
     entries = []
     for k, m in enumerate(plan.members):
         if isinstance(m, ElementwiseMember):
@@ -58,6 +61,13 @@ def layout(plan: TrainingPlan):
                 for j in range(size):
                     t = None if start is None else start + j
                     entries.append((block, k, f"{block}[{j}]", len(entries), t, None))
+    if plan.base_train is not None:
+        k = len(plan.members)
+        for block, constraint in (("loc", None), ("scale", Positive)):
+            start = plan.base_train.slots[block]
+            for j in range(plan.event_size):
+                t = None if start is None else start + j
+                entries.append((f"base_{block}", k, f"{block}[{j}]", len(entries), t, constraint))
     return entries
 
 
@@ -387,6 +397,21 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
                 rev.append(f"{I2}_g{qi} += {t}")
             rev += [f"{I2}_c{a} = _c{a} * _dxdy{k}_{a} - _dldy{k}_{a}" for a in range(n)]
             post += [f"{I1}gq[{qi}] = _g{qi}" for qi in qidx]
+    if plan.base_train is not None:
+        s_bl, s_bs = starts[(nm, "base_loc")], starts[(nm, "base_scale")]
+        pro.append(f"{I1}# base {base.name}: loc and scale trained")
+        for a in range(n):
+            pro += [
+                f"{I1}_bl{a} = q[{s_bl + a}]",
+                f"{I1}_bi{a} = 1.0 / q[{s_bs + a}]",
+                f"{I1}_nll_const += math.log(q[{s_bs + a}])",
+                f"{I1}_bc{a} = 0.0",
+                f"{I1}_bz{a} = 0.0",
+            ]
+        post.append(f"{I1}# base: d/dloc = -sum(c), d/dscale = (rows - sum(z^2)) / scale")
+        for a in range(n):
+            post.append(f"{I1}gq[{s_bl + a}] = -_bc{a}")
+            post.append(f"{I1}gq[{s_bs + a}] = (_nb - _bz{a}) * _bi{a}")
     body = [
         f"{I1}constrain(theta, fixed, q, dq)",
         f"{I1}gq[:] = 0.0",
@@ -403,9 +428,16 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         f"{I2}# base: {base.name}; c = d(-log p)/dx",
     ]
     for a in range(n):
-        body.append(f"{I2}_z{a} = (_v{nm}_{a} - {loc[a]!r}) * {1.0 / scale[a]!r}")
-        body.append(f"{I2}_lp -= 0.5 * _z{a} * _z{a}")
-        body.append(f"{I2}_c{a} = _z{a} * {1.0 / scale[a]!r}")
+        if plan.base_train is None:
+            body.append(f"{I2}_z{a} = (_v{nm}_{a} - {loc[a]!r}) * {1.0 / scale[a]!r}")
+            body.append(f"{I2}_lp -= 0.5 * _z{a} * _z{a}")
+            body.append(f"{I2}_c{a} = _z{a} * {1.0 / scale[a]!r}")
+        else:
+            body.append(f"{I2}_z{a} = (_v{nm}_{a} - _bl{a}) * _bi{a}")
+            body.append(f"{I2}_lp -= 0.5 * _z{a} * _z{a}")
+            body.append(f"{I2}_c{a} = _z{a} * _bi{a}")
+            body.append(f"{I2}_bc{a} += _c{a}")
+            body.append(f"{I2}_bz{a} += _z{a} * _z{a}")
     body.append(f"{I2}_loss -= _lp")
     for block in reversed(_split(rev)):
         body.extend(block)
@@ -419,7 +451,9 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
     theta_q = tuple(
         e[3] for e in sorted((e for e in entries if e[4] is not None), key=lambda e: e[4])
     )
-    log_norm = sum(math.log(v) for v in scale) + n * 0.5 * math.log(2 * math.pi)
+    log_norm = n * 0.5 * math.log(2 * math.pi)
+    if plan.base_train is None:  # a trained scale's log is added from q, once per step
+        log_norm += sum(math.log(v) for v in scale)
     consts = [
         f"N = {n}",
         f"N_Q = {len(entries)}",

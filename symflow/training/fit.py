@@ -91,10 +91,10 @@ def _rows(data, plan: TrainingPlan) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def training_kernels(distribution, *, frozen=()) -> TrainingKernels:
+def training_kernels(distribution, *, frozen=(), train_base: bool = False) -> TrainingKernels:
     """Plans, emits (or loads from the cache) and returns the flow's training kernels."""
     t0 = time.perf_counter()
-    plan = plan_training(distribution, frozen=frozen)
+    plan = plan_training(distribution, frozen=frozen, train_base=train_base)
     key = training_key(plan)
     module_name = f"Training_{key[:16]}"
     entry = read_entry(module_name, key)
@@ -109,6 +109,10 @@ def training_kernels(distribution, *, frozen=()) -> TrainingKernels:
 def _initial_q(plan: TrainingPlan) -> list[float]:
     q = []
     for kind, k, name, _, _, _ in layout(plan):
+        if kind.startswith("base_"):
+            values = plan.base_train.loc if kind == "base_loc" else plan.base_train.scale
+            q.append(float(values[int(name[name.index("[") + 1 : -1])]))
+            continue
         m = plan.members[k]
         if isinstance(m, ElementwiseMember):
             q.append(m.values[name])
@@ -126,7 +130,7 @@ def _initial_q(plan: TrainingPlan) -> list[float]:
 
 
 def _rebuild(plan: TrainingPlan, q: np.ndarray):
-    from symflow.distributions import TransformedDistribution
+    from symflow.distributions import MultivariateNormalDiag, Normal, TransformedDistribution
 
     entries = layout(plan)
     new = []
@@ -155,7 +159,15 @@ def _rebuild(plan: TrainingPlan, q: np.ndarray):
         if len(new) == 1 and not isinstance(plan.distribution.bijector, Chain)
         else Chain(new)
     )
-    return TransformedDistribution(plan.distribution.distribution, bijector)
+    base = plan.distribution.distribution
+    if plan.base_train is not None:
+        loc = np.array([q[qi] for kind, _, _, qi, _, _ in entries if kind == "base_loc"])
+        scale = np.array([q[qi] for kind, _, _, qi, _, _ in entries if kind == "base_scale"])
+        if isinstance(base, MultivariateNormalDiag):
+            base = MultivariateNormalDiag(loc=loc, scale_diag=scale)
+        else:
+            base = Normal(float(loc[0]), float(scale[0]))
+    return TransformedDistribution(base, bijector)
 
 
 @dataclass
@@ -202,7 +214,8 @@ def load_parameters(distribution, path, *, frozen=()):
         SymflowError: if the file's parameter names do not match the flow's.
     """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    kernels = training_kernels(distribution, frozen=frozen)
+    train_base = any(name.startswith("base.") for name in data.get("names", []))
+    kernels = training_kernels(distribution, frozen=frozen, train_base=train_base)
     if data.get("names") != kernels.plan.names:
         raise SymflowError(
             f"load_parameters: {path} holds parameters {data.get('names')}, but this flow has "
@@ -223,6 +236,7 @@ def fit(
     validation_fraction: float | None = None,
     patience: int | None = None,
     frozen=(),
+    train_base: bool = False,
     progress: bool = True,
 ) -> FitResult:
     """Maximum-likelihood training of a flow's parameters, compiled end to end.
@@ -238,6 +252,8 @@ def fit(
         patience: stop after this many epochs without a better validation NLL, keeping
             the best parameters (needs validation data).
         frozen: parameter names (or member prefixes like '0.Affine') not to train.
+        train_base: also train the base distribution's loc and scale ('base.loc',
+            'base.scale' or 'base.scale_diag'; the scale stays positive through Softplus).
         progress: show a progress bar (tqdm, if installed) with the epoch's loss.
 
     Returns:
@@ -261,7 +277,7 @@ def fit(
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"fit: `{name}` must be a positive integer; got {value!r}.")
-    kernels = training_kernels(distribution, frozen=frozen)
+    kernels = training_kernels(distribution, frozen=frozen, train_base=train_base)
     plan = kernels.plan
     rows = _rows(data, plan)
     rng = np.random.default_rng(seed)

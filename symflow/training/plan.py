@@ -2,7 +2,8 @@
 
 A plan lists the flow's members in the order the inverse pass meets them (from the data
 side), each with its slice of the unconstrained parameter vector θ, and the base
-distribution. Constrained parameters live in θ in unconstrained form, mapped back through
+distribution (whose loc and scale are trainable too with `train_base`). Constrained
+parameters live in θ in unconstrained form, mapped back through
 symflow's own bijectors: Positive through Softplus, UnitInterval through Sigmoid,
 Interval(lo, hi) through lo + (hi - lo) * Sigmoid. Initial values come from the bound
 bijectors (their derived inverses, evaluated at 30 digits, give the unconstrained start).
@@ -21,8 +22,15 @@ from symflow.bijectors.gathers import fill_indices
 from symflow.distributions import MultivariateNormalDiag, Normal, TransformedDistribution
 from symflow.errors import ShapeError, SymflowError
 from symflow.runtime.bijector import ElementwiseBijector
+from symflow.symbolic.spec import Positive
 
-__all__ = ["AffineMember", "ElementwiseMember", "TrainingPlan", "plan_training"]
+__all__ = [
+    "AffineMember",
+    "BaseParameters",
+    "ElementwiseMember",
+    "TrainingPlan",
+    "plan_training",
+]
 
 
 @dataclass
@@ -66,6 +74,19 @@ class TrainingPlan:
     theta0: np.ndarray
     names: list[str]
     distribution: TransformedDistribution
+    #: With `train_base`: the base's loc and scale (n each) and their first θ index each
+    #: (None when frozen); None when the base stays as it is.
+    base_train: BaseParameters | None = None
+
+
+@dataclass
+class BaseParameters:
+    """The base distribution's loc and scale as trainable parameters (scale Positive)."""
+
+    loc: np.ndarray
+    scale: np.ndarray
+    slots: dict[str, int | None]
+    scale_name: str  # "scale" (Normal) or "scale_diag" (MultivariateNormalDiag)
 
 
 def _members_in_inverse_order(bijector) -> list:
@@ -117,7 +138,8 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
             elementwise bijectors and Affine / ScaleMatvecTriL members.
         frozen: parameter names (as in `TrainingPlan.names`, e.g. '1.PReLU.alpha', or a
             member-level prefix such as '0.Affine') kept at their bound values.
-        train_base: also train the base's loc and scale (not supported yet: raises).
+        train_base: also train the base's loc and scale (named 'base.loc' and 'base.scale'
+            or 'base.scale_diag'; the scale through Softplus, as a Positive parameter).
 
     Raises:
         SymflowError: for a flow the training kernel cannot compile yet, naming the part.
@@ -142,11 +164,6 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
     else:
         raise SymflowError(
             f"fit: the base must be Normal or MultivariateNormalDiag; got {base.name}."
-        )
-    if train_base:
-        raise SymflowError(
-            "fit: training the base distribution is not supported yet; put an Affine (or a "
-            "Shift and Scale) in the flow instead, which is equivalent."
         )
     names: list[str] = []
     theta: list[float] = []
@@ -213,6 +230,23 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
                 f"fit: cannot compile training through {b.name} yet; members may be declared "
                 "elementwise bijectors, Affine or ScaleMatvecTriL (in any Chain)."
             )
+    base_train = None
+    if train_base:
+        if isinstance(base, MultivariateNormalDiag):
+            loc = np.asarray(base.loc, dtype=np.float64).reshape(-1)
+            scale = np.abs(np.asarray(base.scale_diag, dtype=np.float64).reshape(-1))
+            scale_name = "scale_diag"
+        else:
+            loc = np.array([float(base.loc)])
+            scale = np.array([abs(float(base.scale))])
+            scale_name = "scale"
+        slots = {
+            "loc": slot("base.loc", loc),
+            "scale": slot(
+                f"base.{scale_name}", np.array([_unconstrain(Positive, float(v)) for v in scale])
+            ),
+        }
+        base_train = BaseParameters(loc, scale, slots, scale_name)
     unknown = [f for f in frozen if f not in matched]
     if unknown:
         raise SymflowError(
@@ -224,7 +258,9 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
         )
     if not theta:
         raise SymflowError("fit: every parameter is frozen; there is nothing to train.")
-    return TrainingPlan(members, base, n, np.array(theta, dtype=np.float64), names, distribution)
+    return TrainingPlan(
+        members, base, n, np.array(theta, dtype=np.float64), names, distribution, base_train
+    )
 
 
 def constraint_exprs(constraint, raw: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
