@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:235c397fb594a8d5a122f8e11650424eb41f836b36bf45ae1beafb7ee10feda1
+# hash:       sha256:c99d466a25e7d4a843dc8cae7fb2c53986a49187e42a5ed2c7bf804e14529049
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '235c397fb594a8d5a122f8e11650424eb41f836b36bf45ae1beafb7ee10feda1'
+HASH = 'c99d466a25e7d4a843dc8cae7fb2c53986a49187e42a5ed2c7bf804e14529049'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:efa593fc2c71339def317bc2358403737a1234e815e099df9f9777cbb8ecc8dc
+# hash:       sha256:4fe71d4239360cfa54a3641e4c1bab2fe60c87d9aa6952934dc9a01da7cfbf9b
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = 'efa593fc2c71339def317bc2358403737a1234e815e099df9f9777cbb8ecc8dc'
+HASH = '4fe71d4239360cfa54a3641e4c1bab2fe60c87d9aa6952934dc9a01da7cfbf9b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:4b846716333217e357b5e1f94cc9bc5bbecd46adae461f1f79ec76f3deac53da
+# hash:       sha256:23c4841adec011f5d3f0ed85a755a7f819c769375f35939ee7c8d0c799b48178
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '4b846716333217e357b5e1f94cc9bc5bbecd46adae461f1f79ec76f3deac53da'
+HASH = '23c4841adec011f5d3f0ed85a755a7f819c769375f35939ee7c8d0c799b48178'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:3fcce643331d2381e3ee0680a262768b2bab1487bd8bb0d3236e54b763f398b3
+# hash:       sha256:106d7f5eae35c9bd2d0cb2b72079745362f090c48432ccb1ec0862e18cdcd4e7
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '3fcce643331d2381e3ee0680a262768b2bab1487bd8bb0d3236e54b763f398b3'
+HASH = '106d7f5eae35c9bd2d0cb2b72079745362f090c48432ccb1ec0862e18cdcd4e7'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

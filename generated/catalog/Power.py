@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:ddd3f170232817c9252e282097ed708805dfc173aa1a39b37fafa165755c6511
+# hash:       sha256:400cb63d6e5719e0da56c3140b9bae79b27c8cd840946bf0504677278347fdd6
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = 'ddd3f170232817c9252e282097ed708805dfc173aa1a39b37fafa165755c6511'
+HASH = '400cb63d6e5719e0da56c3140b9bae79b27c8cd840946bf0504677278347fdd6'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:fbc2e8dc874981a89a3d8f69122b8cd0c44e173073a5cca74b4df6ec34520806
+# hash:       sha256:5b6243636031ddfd5b231031cbe5ffa58c0be8676bc13105e48558fa99ceaa0e
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = 'fbc2e8dc874981a89a3d8f69122b8cd0c44e173073a5cca74b4df6ec34520806'
+HASH = '5b6243636031ddfd5b231031cbe5ffa58c0be8676bc13105e48558fa99ceaa0e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:7a575d8c03c312728cc5e88ac5dd39cb3d93e538e80f3bdf3f558e7858e24b20
+# hash:       sha256:ccf146b32a2dc804332c39c226b3e5fd4d6f445e7a62ea3068de6e0c1a13bcfe
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '7a575d8c03c312728cc5e88ac5dd39cb3d93e538e80f3bdf3f558e7858e24b20'
+HASH = 'ccf146b32a2dc804332c39c226b3e5fd4d6f445e7a62ea3068de6e0c1a13bcfe'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

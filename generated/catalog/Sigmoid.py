@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:cf78196083de79f41da90fecafead7f3e397bbb8e071e783145a38ca6e7962de
+# hash:       sha256:493779d3cc90d856f6f2bc0654808c3ec8f669c71f2ec42c37e34584ded3119d
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = 'cf78196083de79f41da90fecafead7f3e397bbb8e071e783145a38ca6e7962de'
+HASH = '493779d3cc90d856f6f2bc0654808c3ec8f669c71f2ec42c37e34584ded3119d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -loghypot(y)
-# hash:       sha256:581989da089c5f7848096010b8a187ec61bb2ef0b9640c20cc1f520fe772b0b6
+# hash:       sha256:9f334d370063750e99c5cbdb8bec59e5fa636775fc0803bc8a6519df57766428
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '581989da089c5f7848096010b8a187ec61bb2ef0b9640c20cc1f520fe772b0b6'
+HASH = '9f334d370063750e99c5cbdb8bec59e5fa636775fc0803bc8a6519df57766428'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

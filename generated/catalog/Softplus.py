@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:ebcb570d125cbbde9a00ff19007f8fe31f6c0960ab2ad63dc7ea3ca96f57274b
+# hash:       sha256:50450fd31348d95161f20170fb29bce1f04ff0d0c146e01ebaa0ce1b0cd12aef
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = 'ebcb570d125cbbde9a00ff19007f8fe31f6c0960ab2ad63dc7ea3ca96f57274b'
+HASH = '50450fd31348d95161f20170fb29bce1f04ff0d0c146e01ebaa0ce1b0cd12aef'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y/(y - 1) <= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), (y >= 0) & (y < 1)), (-2*log1p(y), True))
-# hash:       sha256:33ef798dcfef6bc959d49fec4b241bbce0f3c00a07f5be0a26b7597db4941ae6
+# hash:       sha256:88770f1a8e09683e4987a47e3909907d6bfb5442ebff769ed11a8cbbee15e3ff
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '33ef798dcfef6bc959d49fec4b241bbce0f3c00a07f5be0a26b7597db4941ae6'
+HASH = '88770f1a8e09683e4987a47e3909907d6bfb5442ebff769ed11a8cbbee15e3ff'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:1372fa806020ef5db9a15f9af797d4147efd60c98049b0945d4a60a42827095a
+# hash:       sha256:5e56e4c366823e58e85d2e4c544209e2856225822aed04e0603b5d207e15dd13
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '1372fa806020ef5db9a15f9af797d4147efd60c98049b0945d4a60a42827095a'
+HASH = '5e56e4c366823e58e85d2e4c544209e2856225822aed04e0603b5d207e15dd13'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -18,11 +18,12 @@ called from CPython (in tests, and by the distributions' CPython paths).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 __all__ = [
@@ -49,13 +50,25 @@ class Helper:
 
     Attributes:
         name: The function's name in `source`, e.g. ``"_sf_erfinv"``.
-        source: Text of one top-level function, decorator line first.
+        text: Its text, when given as text (the intrinsics); else "" and `func` is set.
         requires: Names of the other helpers it calls.
+        func, decorator: the Python function whose source `source` is, behind `decorator`.
     """
 
     name: str
-    source: str
+    text: str = field(default="", repr=False)
     requires: tuple[str, ...] = ()
+    func: Callable | None = field(default=None, repr=False, compare=False)
+    decorator: str = field(default="", repr=False)
+
+    @functools.cached_property
+    def source(self) -> str:
+        """Text of one top-level function, decorator line first. Read from the function's
+        file on first use only: importing symflow (a warm start, whose kernels are all
+        cached) never needs it, and reading some 80 functions' sources costs 0.1 s."""
+        if self.func is None:
+            return self.text
+        return self.decorator + inspect.getsource(self.func)
 
 
 def njit_helper(func: Callable, *requires: Callable, inline: bool = False) -> Helper:
@@ -68,8 +81,12 @@ def njit_helper(func: Callable, *requires: Callable, inline: bool = False) -> He
     with a call left in it is not vectorized. Numba-level inlining costs compile time, so
     the small functions are left to LLVM.
     """
-    source = (INLINE_NJIT_LINE if inline else NJIT_LINE) + inspect.getsource(func)
-    return Helper(func.__name__, source, tuple(sorted(r.__name__ for r in requires)))
+    return Helper(
+        func.__name__,
+        requires=tuple(sorted(r.__name__ for r in requires)),
+        func=func,
+        decorator=INLINE_NJIT_LINE if inline else NJIT_LINE,
+    )
 
 
 # CPython twins of the intrinsics

@@ -31,7 +31,7 @@ from symflow.codegen.mathlib import helper_sources
 from symflow.codegen.printer import KernelPrinter
 from symflow.errors import SymflowError
 from symflow.symbolic.spec import Positive
-from symflow.training.optimizers import OPTIMIZER_SOURCE
+from symflow.training.optimizers import optimizer_source
 from symflow.training.plan import AffineMember, ElementwiseMember, TrainingPlan, constraint_exprs
 
 __all__ = ["MAX_UNROLLED_N", "emit_training_module", "layout", "training_key"]
@@ -536,7 +536,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         parts.append(f"\n# ---- helpers ({len(helpers)} requested)\n\n")
         parts.append(helper_sources(helpers).rstrip("\n") + "\n\n")
     parts.append("\n# ---- optimizers and the Affine members' per-step linear algebra\n")
-    parts.append(OPTIMIZER_SOURCE)
+    parts.append(optimizer_source())
     parts.append("\n# ---- parameters and elementwise members\n")
     parts.append(constrain_src)
     parts.extend(cores)

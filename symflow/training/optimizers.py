@@ -1,20 +1,21 @@
 """Adam and SGD with momentum (Keras / TFP defaults), and the source the training module
 pastes in: the optimizer updates and the Affine members' per-step linear algebra.
 
-The update rules are plain functions written for Numba; `OPTIMIZER_SOURCE` is their text
+The update rules are plain functions written for Numba; `optimizer_source()` is their text
 with `@numba.njit` added, so a generated training module imports only numpy and numba and
 runs the whole loop, updates included, without returning to Python.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OPTIMIZER_SOURCE", "SGD", "Adam", "Optimizer"]
+__all__ = ["SGD", "Adam", "Optimizer", "optimizer_source"]
 
 
 class Optimizer:
@@ -211,8 +212,11 @@ def affine_gradient(q, gq, gm, minv, tinv, nb, s_tr, s_fa, s_di, n, r, tril_pos)
         gq[s_di + c] += acc
 
 
-#: The functions above as source text, each under `@numba.njit`.
-OPTIMIZER_SOURCE = "".join(
-    '\n@numba.njit(cache=True, error_model="numpy")\n' + inspect.getsource(fn)
-    for fn in (adam_update, sgd_update, affine_prepare, affine_gradient)
-)
+@functools.cache
+def optimizer_source() -> str:
+    """The functions above as source text, each under `@numba.njit` (read on first use:
+    only emitting a training module needs it)."""
+    return "".join(
+        '\n@numba.njit(cache=True, error_model="numpy")\n' + inspect.getsource(fn)
+        for fn in (adam_update, sgd_update, affine_prepare, affine_gradient)
+    )

@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:ad8b909bb881728aafd2a11b6248f67bfb622b583c29fd8b145e42a4edd1d78d
+# hash:       sha256:b523ff86e26b94214c3eaf4822c3dcf5965ecdbe8ec7a8f46287fd9858679ea3
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = 'ad8b909bb881728aafd2a11b6248f67bfb622b583c29fd8b145e42a4edd1d78d'
+HASH = 'b523ff86e26b94214c3eaf4822c3dcf5965ecdbe8ec7a8f46287fd9858679ea3'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:3857f533e1c75cbdac50546acdba34e076db64d4b588eabc396c64c8d762d3df
+# hash:       sha256:6299193ff4bb8e6c1f88582e22b79b719ab67d75eefed57e332ceacb49aad5ba
 """Compiled kernels of the prelu bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'prelu'
 PARAMETERS = ('alpha',)
-HASH = '3857f533e1c75cbdac50546acdba34e076db64d4b588eabc396c64c8d762d3df'
+HASH = '6299193ff4bb8e6c1f88582e22b79b719ab67d75eefed57e332ceacb49aad5ba'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:81dec3c93dd2fe5bc4351fe7c39cfbe5505ad17dd3153f9ae31baeb30ec8a85d
+# hash:       sha256:d64f3b0bff85e480b04748c3360a0daa4b4fd2a2e42248179c3722046475cd98
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '81dec3c93dd2fe5bc4351fe7c39cfbe5505ad17dd3153f9ae31baeb30ec8a85d'
+HASH = 'd64f3b0bff85e480b04748c3360a0daa4b4fd2a2e42248179c3722046475cd98'
 N = 2
 N_Q = 12
 N_MEMBERS = 2

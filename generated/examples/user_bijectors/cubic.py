@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*loghypot(sqrt(3)*x)
 #   ildj:     -2*loghypot(sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True))))
-# hash:       sha256:26d47e25e51769e1ad48e9021a6cbf8431bb3afcc56cc0fd9b04bc3519d6fe14
+# hash:       sha256:125b203fa1576c12141e24d67b1fd71976a100abc93ebb6f6493e7d15590c4ba
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '26d47e25e51769e1ad48e9021a6cbf8431bb3afcc56cc0fd9b04bc3519d6fe14'
+HASH = '125b203fa1576c12141e24d67b1fd71976a100abc93ebb6f6493e7d15590c4ba'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:b214e052fc5f2a9ff277ddd73bb2b180d011dc5b8ca1e41ee7a3767958c9d1fd
+# hash:       sha256:96f570763779555c52ff1bad8d6eed93852fc5a838c64a4a7171bc0e72005fcb
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = 'b214e052fc5f2a9ff277ddd73bb2b180d011dc5b8ca1e41ee7a3767958c9d1fd'
+HASH = '96f570763779555c52ff1bad8d6eed93852fc5a838c64a4a7171bc0e72005fcb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

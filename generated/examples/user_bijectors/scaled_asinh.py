@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:67b0dc8eaeebcb1c6dfe4dae2971fa9e1c7414610ad6cb8702f47d1c4311cdf2
+# hash:       sha256:4f81d8e7063f4dca79dd8a425b6026bb10ac53844b662394a8b022f0393c77c8
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '67b0dc8eaeebcb1c6dfe4dae2971fa9e1c7414610ad6cb8702f47d1c4311cdf2'
+HASH = '4f81d8e7063f4dca79dd8a425b6026bb10ac53844b662394a8b022f0393c77c8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:b199a470133a4629812210dc5b272cf0d2e0008ffeeee6f4250c0fc077a4fd2a
+# hash:       sha256:e39eaeebb831ba96ff363d8d6ab12928ea512432639775ff9eb62b348f7f4d8b
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = 'b199a470133a4629812210dc5b272cf0d2e0008ffeeee6f4250c0fc077a4fd2a'
+HASH = 'e39eaeebb831ba96ff363d8d6ab12928ea512432639775ff9eb62b348f7f4d8b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
