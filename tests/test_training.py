@@ -5,6 +5,7 @@ from __future__ import annotations
 import mpmath as mp
 import numpy as np
 import pytest
+import sympy as sp
 from catalog import CASES
 
 import symflow as sf
@@ -30,13 +31,16 @@ def test_every_parameterized_case_is_in_a_chain():
 
 
 def _mp_constrained(constraint, raw):
-    if constraint.name == "Positive":
-        return mp.log1p(mp.exp(raw))
-    if constraint.name == "UnitInterval":
-        return 1 / (1 + mp.exp(-raw))
-    if constraint.name == "Interval":
-        lo, hi = mp.mpf(constraint.lo_float), mp.mpf(constraint.hi_float)
+    """The constraint maps of `symflow.training.plan.constraint_exprs`, in mpmath, by the
+    constraint's bounds: lo + (hi - lo)·sigmoid, lo + softplus, hi - softplus(-raw)."""
+    lo = None if constraint.lo == -sp.oo else mp.mpf(constraint.lo_float)
+    hi = None if constraint.hi == sp.oo else mp.mpf(constraint.hi_float)
+    if lo is not None and hi is not None:
         return lo + (hi - lo) / (1 + mp.exp(-raw))
+    if lo is not None:
+        return lo + mp.log1p(mp.exp(raw))
+    if hi is not None:
+        return hi - mp.log1p(mp.exp(-raw))
     return raw
 
 
@@ -403,26 +407,87 @@ def test_large_batches_run_in_parallel_and_agree_with_serial():
     assert result.history[-1] < result.history[0]
 
 
+@sf.bijector
+def scaled_by_four(
+    x, a: sf.Positive, u: sf.UnitInterval, i: sf.Interval(-1, 2), h: sf.Interval(-sp.oo, 3)
+):
+    return x * (a + u + i + 2) + h
+
+
+@pytest.fixture(scope="module")
+def three_constraints():
+    """Training kernels of a flow whose parameters have every constrained kind: a lower
+    half-line, the unit interval, a finite interval and an upper half-line."""
+    bij = scaled_by_four(a=1.0, u=0.5, i=0.5, h=-1.0)
+    return training_kernels(sfd.TransformedDistribution(sfd.Normal(0.0, 1.0), bij))
+
+
+def _ulps(got: float, truth) -> float:
+    return float(abs(mp.mpf(got) - truth) / mp.mpf(np.spacing(abs(float(truth)))))
+
+
 @pytest.mark.parametrize(
-    "constraint, value, truth",
-    [
-        (sf.Positive, 0.5, lambda v: mp.log(mp.expm1(v))),  # softplus^-1
-        (sf.Positive, 1e-300, lambda v: mp.log(mp.expm1(v))),
-        (sf.Positive, 700.0, lambda v: mp.log(mp.expm1(v))),
-        (sf.UnitInterval, 0.25, lambda v: mp.log(v / (1 - v))),  # logit
-        (sf.UnitInterval, 1 - 2.0**-40, lambda v: mp.log(v / (1 - v))),
-    ],
+    "start",
+    [(0.5, 0.25, 0.0, -1.0), (1e-300, 1 - 2.0**-40, 1.7, 2.5), (700.0, 1e-300, -0.9, -600.0)],
+    ids=["middle", "tails-1", "tails-2"],
 )
-def test_start_values_are_the_constraint_inverse_to_the_last_bit(constraint, value, truth):
-    from symflow.training.plan import _unconstrain
-
+def test_start_values_are_the_constraint_inverse(three_constraints, start):
+    # Softplus^-1 for Positive, logit for UnitInterval, logit((v - lo)/(hi - lo)) for
+    # Interval(-1, 2), -Softplus^-1(3 - v) for Interval(-oo, 3), compiled into the module,
+    # against 50-digit mpmath; and back through `constrain` to the start values.
+    theta = np.empty(4)
+    assert three_constraints.module.unconstrain(np.array(start), theta) == -1
+    a, u, i, h = (mp.mpf(v) for v in start)
     with mp.workdps(50):
-        expected = float(truth(mp.mpf(value)))
-    assert _unconstrain(constraint, value) == expected
+        t = (i + 1) / 3
+        truths = [mp.log(mp.expm1(a)), mp.log(u / (1 - u)), mp.log(t / (1 - t))]
+        truths.append(-mp.log(mp.expm1(3 - h)))
+        for got, truth in zip(theta, truths, strict=True):
+            assert _ulps(got, truth) <= 2.0, (start, got, truth)
+        constraints = [p.constraint for p in scaled_by_four.spec.parameters]
+        for raw, c, value in zip(theta, constraints, start, strict=True):
+            # lo + (hi - lo)·σ and hi - softplus round on the bounds' scale
+            bounds = [abs(b) for b in (c.lo_float, c.hi_float) if np.isfinite(b)]
+            scale = max([abs(value), *bounds])
+            raw = mp.mpf(float(raw))
+            back = _mp_constrained(c, raw)
+            slope = abs(mp.diff(lambda r, c=c: _mp_constrained(c, r), raw))
+            tol = 4 * np.spacing(scale) + slope * np.spacing(abs(float(raw)))  # θ's rounding
+            assert abs(mp.mpf(value) - back) <= tol, (c.name, value, back)
 
 
-def test_a_start_value_on_the_constraint_boundary_is_refused():
-    from symflow.training.plan import _unconstrain
+def test_gradient_through_every_constraint_kind(three_constraints):
+    # constrain's values and derivatives for half-lines and intervals, end to end.
+    constraints = [p.constraint for p in scaled_by_four.spec.parameters]
 
-    with pytest.raises(SymflowError, match="strictly inside its constraint"):
-        _unconstrain(sf.UnitInterval, 1.0)
+    def nll(theta, ys):
+        a, u, i, h = (_mp_constrained(c, t) for c, t in zip(constraints, theta, strict=True))
+        s = a + u + i + 2
+        return (
+            sum(((mp.mpf(float(y)) - h) / s) ** 2 / 2 + mp.log(s) for y in ys) / len(ys)
+            + mp.log(2 * mp.pi) / 2
+        )
+
+    ys = np.array([-2.0, -0.4, 0.3, 1.9])
+    theta0 = three_constraints.plan.theta0
+    loss, grad = three_constraints.nll_and_grad(theta0, ys)
+    with mp.workdps(50):
+        theta = [mp.mpf(float(t)) for t in theta0]
+        assert abs(loss - float(nll(theta, ys))) < 1e-14
+        h = mp.mpf(10) ** -20
+        for j in range(len(theta)):
+            up, down = list(theta), list(theta)
+            up[j] += h
+            down[j] -= h
+            fd = (nll(up, ys) - nll(down, ys)) / (2 * h)
+            assert abs(grad[j] - float(fd)) <= 1e-13 * max(1.0, abs(float(fd))), j
+
+
+def test_a_start_value_on_the_constraint_boundary_is_refused(three_constraints):
+    import dataclasses
+
+    from symflow.training.fit import _theta0
+
+    plan = dataclasses.replace(three_constraints.plan, start=np.array([1.0, 1.0, 0.5, 0.0]))
+    with pytest.raises(SymflowError, match=r"four\.u = 1\.0 maps to inf .*strictly inside"):
+        _theta0(plan, three_constraints.module)

@@ -32,7 +32,13 @@ from symflow.codegen.printer import KernelPrinter
 from symflow.errors import SymflowError
 from symflow.symbolic.spec import Positive
 from symflow.training.optimizers import optimizer_source
-from symflow.training.plan import AffineMember, ElementwiseMember, TrainingPlan, constraint_exprs
+from symflow.training.plan import (
+    AffineMember,
+    ElementwiseMember,
+    TrainingPlan,
+    constraint_exprs,
+    constraint_inverse_expr,
+)
 
 __all__ = ["MAX_UNROLLED_N", "emit_training_module", "layout", "training_key"]
 
@@ -173,7 +179,7 @@ def _constrain(plan: TrainingPlan, printer) -> str:
     for _, k, name, qi, ti, c in layout(plan):
         if ti is None:
             continue
-        if c is None or c.name in ("Real", "NonZero"):
+        if c is None or c.lo == -sp.oo and c.hi == sp.oo:  # Real, NonZero
             lines.append(f"    q[{qi}] = theta[{ti}]  # {k}.{name}")
             lines.append(f"    dq[{qi}] = 1.0")
             continue
@@ -280,6 +286,32 @@ def _affine_gradient_unrolled(k, m, n, r, s_tr, s_fa, s_di, indent) -> list[str]
         )
         lines.append(f"{i}gq[{s_di + c}] += {acc}")
     return lines
+
+
+def _unconstrain(plan: TrainingPlan, printer) -> str:
+    lines = [
+        "",
+        '@numba.njit(cache=True, error_model="numpy")',
+        "def unconstrain(start, theta):",
+        '    """θ from the trainable parameters\' constrained start values (the inverses of',
+        '    the constraint bijectors); the index of the first non-finite entry, or -1."""',
+    ]
+    y = sp.Symbol("_y", real=True)
+    for _, k, name, _, ti, c in layout(plan):
+        if ti is None:
+            continue
+        if c is None or c.lo == -sp.oo and c.hi == sp.oo:  # Real, NonZero
+            lines.append(f"    theta[{ti}] = start[{ti}]  # {k}.{name}")
+            continue
+        lines.append(f"    _y = start[{ti}]  # {k}.{name}, {c.name}")
+        lines.append(f"    theta[{ti}] = {printer.print_expr(constraint_inverse_expr(c, y))}")
+    lines += [
+        "    for _j in range(theta.shape[0]):",
+        "        if not np.isfinite(theta[_j]):",
+        "            return _j",
+        "    return -1",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
@@ -511,7 +543,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
                 "Every epoch and step in one call", "`train` with each batch's rows on all cores"
             )
         )
-    constrain_src = _constrain(plan, printer)
+    constrain_src = _constrain(plan, printer) + _unconstrain(plan, printer)
     helpers = sorted(printer.helpers)
     members_doc = "\n".join(f"#   {k}: {m.bijector.name}" for k, m in enumerate(plan.members))
     names_doc = "\n".join(

@@ -103,7 +103,26 @@ def training_kernels(distribution, *, frozen=(), train_base: bool = False) -> Tr
             emit_training_module(plan, key), {"name": "training", "symflow_version": __version__}
         )
     fixed = np.array(_initial_q(plan))
+    plan.theta0 = _theta0(plan, entry.module)
     return TrainingKernels(plan, entry.module, fixed, time.perf_counter() - t0)
+
+
+def _theta0(plan: TrainingPlan, module) -> np.ndarray:
+    """θ's start: the compiled inverses of the constraint bijectors at the bound values.
+
+    Raises:
+        SymflowError: where a value maps to a non-finite θ (it lies on its constraint's
+            boundary).
+    """
+    theta = np.empty_like(plan.start)
+    bad = module.unconstrain(plan.start, theta)
+    if bad >= 0:
+        raise SymflowError(
+            f"fit: {plan.names[bad]} = {float(plan.start[bad])!r} maps to {theta[bad]} in the "
+            "unconstrained space; the parameter's value must lie strictly inside its "
+            "constraint."
+        )
+    return theta
 
 
 def _initial_q(plan: TrainingPlan) -> list[float]:

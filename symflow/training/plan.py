@@ -3,10 +3,11 @@
 A plan lists the flow's members in the order the inverse pass meets them (from the data
 side), each with its slice of the unconstrained parameter vector θ, and the base
 distribution (whose loc and scale are trainable too with `train_base`). Constrained
-parameters live in θ in unconstrained form, mapped back through
-symflow's own bijectors: Positive through Softplus, UnitInterval through Sigmoid,
-Interval(lo, hi) through lo + (hi - lo) * Sigmoid. Initial values come from the bound
-bijectors (their derived inverses, evaluated at 30 digits, give the unconstrained start).
+parameters live in θ in unconstrained form, mapped back through symflow's own bijectors:
+Positive through Softplus, UnitInterval through Sigmoid, Interval(lo, hi) through
+lo + (hi - lo) * Sigmoid (a half-line through a shifted Softplus). Initial values come from
+the bound bijectors: their values, mapped to θ by the constraint bijectors' derived
+inverses, which the training module compiles (`constraint_inverse_expr`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from symflow.bijectors.gathers import fill_indices
 from symflow.distributions import MultivariateNormalDiag, Normal, TransformedDistribution
 from symflow.errors import ShapeError, SymflowError
 from symflow.runtime.bijector import ElementwiseBijector
-from symflow.symbolic.spec import Positive
 
 __all__ = [
     "AffineMember",
@@ -71,12 +71,15 @@ class TrainingPlan:
     members: list  # inverse-pass order: the member nearest the data first
     base: Normal | MultivariateNormalDiag
     event_size: int
-    theta0: np.ndarray
+    theta0: np.ndarray  # NaN until `training_kernels` has the module map `start` into θ
     names: list[str]
     distribution: TransformedDistribution
     #: With `train_base`: the base's loc and scale (n each) and their first θ index each
     #: (None when frozen); None when the base stays as it is.
     base_train: BaseParameters | None = None
+    #: Each θ entry's constrained start value (the bound parameter's value); the training
+    #: module's `unconstrain` maps it to `theta0`.
+    start: np.ndarray | None = None
 
 
 @dataclass
@@ -95,38 +98,64 @@ def _members_in_inverse_order(bijector) -> list:
     return [bijector]
 
 
-def _inverse_at(declared, y: float) -> float:
-    """`declared`'s inverse (the stable form its kernels compute) at y, at 30 digits.
+def _bounds(constraint) -> tuple[sp.Expr | None, sp.Expr | None]:
+    """(lo, hi) of a constraint, None for an infinite end (NonZero counts as the real line:
+    a parameter trained through zero is not excluded from it)."""
+    lo = None if constraint.lo == -sp.oo else constraint.lo
+    hi = None if constraint.hi == sp.oo else constraint.hi
+    return lo, hi
 
-    Evaluated by SymPy/mpmath rather than by the inverse kernel: a training run needs one
-    value per parameter, and compiling Softplus' kernel for it cost 2.7 s on a cold start.
-    The price is on a warm start: SymPy's first expression work in the process, 0.14 s,
-    against 0.01 s for the cached kernel. (Emitting the inverse into the training module,
-    compiled with it, would avoid both.) Parameters take the value 1 (Softplus'
-    hinge_softness, as in `constraint_exprs`).
+
+def _softplus(u: sp.Expr) -> sp.Expr:
+    return Softplus.kernel_exprs["forward"].xreplace(
+        {Softplus.spec.x: u, Softplus.spec.parameter_symbols[0]: sp.S.One}
+    )
+
+
+def _softplus_inverse(v: sp.Expr) -> sp.Expr:
+    return Softplus.kernel_exprs["inverse"].xreplace(
+        {Softplus.output_symbol: v, Softplus.spec.parameter_symbols[0]: sp.S.One}
+    )
+
+
+def _sigmoid(u: sp.Expr) -> sp.Expr:
+    return Sigmoid.kernel_exprs["forward"].xreplace({Sigmoid.spec.x: u})
+
+
+def constraint_exprs(constraint, raw: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
+    """(value, d value / d raw) of a constrained parameter as stable SymPy expressions.
+
+    By the constraint's bounds: (lo, hi) both finite, lo + (hi - lo)·Sigmoid(raw) (so
+    UnitInterval is Sigmoid); only lo finite, lo + Softplus(raw) (Positive is Softplus);
+    only hi finite, hi - Softplus(-raw); neither, raw itself.
     """
-    subs = {declared.output_symbol: sp.Float(float(y), 30)}
-    subs.update({s: sp.S.One for s in declared.spec.parameter_symbols})
-    value = declared.kernel_exprs["inverse"].xreplace(subs).evalf(30)
-    if not (value.is_real and value.is_finite):
-        raise SymflowError(
-            f"fit: {declared.name}'s inverse at {y!r} is {value}, not a finite number; the "
-            "parameter's value must lie strictly inside its constraint."
+    lo, hi = _bounds(constraint)
+    if lo is not None and hi is not None:
+        # sigma' = sigma * (1 - sigma) = sigma(x) * sigma(-x), without cancellation
+        s = _sigmoid(raw)
+        return lo + (hi - lo) * s, (hi - lo) * s * _sigmoid(-raw)
+    if lo is not None:
+        return lo + _softplus(raw), _sigmoid(raw)
+    if hi is not None:
+        return hi - _softplus(-raw), _sigmoid(-raw)
+    return raw, sp.S.One
+
+
+def constraint_inverse_expr(constraint, y: sp.Symbol) -> sp.Expr:
+    """θ for a constrained value y, the inverse of `constraint_exprs`' map in the derived
+    stable forms of symflow's Softplus and Sigmoid (logit((y - lo)/(hi - lo)), Softplus^-1
+    of y - lo or of hi - y). The training module compiles it (`unconstrain`), so that a
+    warm start evaluates no SymPy expression."""
+    lo, hi = _bounds(constraint)
+    if lo is not None and hi is not None:
+        return Sigmoid.kernel_exprs["inverse"].xreplace(
+            {Sigmoid.output_symbol: (y - lo) / (hi - lo)}
         )
-    return float(value)
-
-
-def _unconstrain(constraint, value: float) -> float:
-    """θ entry for a constrained value, through the inverses of symflow's bijectors."""
-    name = constraint.name
-    if name == "Positive":
-        return _inverse_at(Softplus, value)
-    if name == "UnitInterval":
-        return _inverse_at(Sigmoid, value)
-    if name == "Interval":
-        lo, hi = constraint.lo_float, constraint.hi_float
-        return _inverse_at(Sigmoid, (value - lo) / (hi - lo))
-    return float(value)
+    if lo is not None:
+        return _softplus_inverse(y - lo)
+    if hi is not None:
+        return -_softplus_inverse(hi - y)
+    return y
 
 
 def plan_training(distribution, *, frozen=(), train_base: bool = False) -> TrainingPlan:
@@ -199,8 +228,7 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
                     )
                 values[p.name] = float(value.reshape(()))
                 constraints[p.name] = p.constraint
-                raw = _unconstrain(p.constraint, values[p.name])
-                slots[p.name] = slot(f"{prefix}.{p.name}", raw)
+                slots[p.name] = slot(f"{prefix}.{p.name}", values[p.name])
             members.append(ElementwiseMember(b, slots, constraints, values))
         elif isinstance(b, (Affine, ScaleMatvecTriL)):
             if b.event_size != n:
@@ -242,9 +270,7 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
             scale_name = "scale"
         slots = {
             "loc": slot("base.loc", loc),
-            "scale": slot(
-                f"base.{scale_name}", np.array([_unconstrain(Positive, float(v)) for v in scale])
-            ),
+            "scale": slot(f"base.{scale_name}", scale),
         }
         base_train = BaseParameters(loc, scale, slots, scale_name)
     unknown = [f for f in frozen if f not in matched]
@@ -258,23 +284,7 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
         )
     if not theta:
         raise SymflowError("fit: every parameter is frozen; there is nothing to train.")
+    start = np.array(theta, dtype=np.float64)
     return TrainingPlan(
-        members, base, n, np.array(theta, dtype=np.float64), names, distribution, base_train
+        members, base, n, np.full_like(start, np.nan), names, distribution, base_train, start
     )
-
-
-def constraint_exprs(constraint, raw: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
-    """(value, d value / d raw) of a constrained parameter as stable SymPy expressions."""
-    name = constraint.name
-    if name == "Positive":
-        value = Softplus.kernel_exprs["forward"].xreplace(
-            {Softplus.spec.x: raw, Softplus.spec.parameter_symbols[0]: sp.S.One}
-        )
-        return value, Sigmoid.kernel_exprs["forward"].xreplace({Sigmoid.spec.x: raw})
-    if name in ("UnitInterval", "Interval"):
-        lo, hi = (0, 1) if name == "UnitInterval" else (constraint.lo, constraint.hi)
-        s = Sigmoid.kernel_exprs["forward"].xreplace({Sigmoid.spec.x: raw})
-        # sigma' = sigma * (1 - sigma) = sigma(x) * sigma(-x), without cancellation
-        s_neg = Sigmoid.kernel_exprs["forward"].xreplace({Sigmoid.spec.x: -raw})
-        return lo + (hi - lo) * s, (hi - lo) * s * s_neg
-    return raw, sp.S.One

@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:d64f3b0bff85e480b04748c3360a0daa4b4fd2a2e42248179c3722046475cd98
+# hash:       sha256:11c6be77cd74680be28c48f91ca1eb25c1425ff42d52e580d35513f82a39c6e3
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = 'd64f3b0bff85e480b04748c3360a0daa4b4fd2a2e42248179c3722046475cd98'
+HASH = '11c6be77cd74680be28c48f91ca1eb25c1425ff42d52e580d35513f82a39c6e3'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
@@ -32,7 +32,7 @@ BASE_LOG_NORM = 1.8378770664093453
 THETA_Q = np.array((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), dtype=np.int64)
 TRIL_POS0 = np.array((3, 2, 0), dtype=np.int64)
 
-# ---- helpers (4 requested)
+# ---- helpers (5 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -111,6 +111,63 @@ def _sf_exp(x):
     k1 = k >> 1
     y = (hi2 + y_lo) * _sf_from_bits((k1 + 1023) << 52) * _sf_from_bits((k - k1 + 1023) << 52)
     return y
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_expm1(x):
+    """e^x - 1 for float64 x, vectorizable, accurate near 0.
+
+    Method: x = k·ln2 + r + r_lo as in `_sf_exp`, e^r - 1 = r + r²/2 + t with t the tail
+    of `_sf_exp`, and e^x - 1 = (2^k - 1) + 2^k·r + 2^k·r²/2 + 2^k·t. 2^k - 1 is split
+    exactly into a + ca, 2^k·r is exact, and the three leading terms are summed by two
+    Fast2Sums (each larger term first), so the cancellation for x in (-ln2, -ln2/2) and
+    the -1 for negative k cost nothing; the small terms are added last. For k = 0
+    (|x| < ln2/2) that is r + r²·q(r), relatively accurate down to the subnormals (below
+    |x| = 1e-18 it returns x itself, which also keeps the sign of a zero). x is clamped to
+    [-60, 710] (e^-60 - 1 rounds to -1); for k = 1024 (x > 709.43) the sum is formed with
+    2^1023 and doubled.
+
+    Special values: expm1(±0) = ±0, subnormal x gives x, expm1(-inf) = -1, expm1(inf) = inf,
+    expm1(nan) = nan; x > 709.782712893384 gives inf.
+
+    Measured error: 0.56 ULP.
+    """
+    xc = x if x < 710.0 else 710.0  # also maps nan to a finite number; restored below
+    xc = xc if xc > -60.0 else -60.0
+    t = _sf_fma(xc, 1.4426950408889634, 6755399441055744.0)  # 1.5·2^52 + round(x/ln2)
+    kf = t - 6755399441055744.0
+    k = _sf_as_bits(t) - 4843621399236968448  # bits of 1.5·2^52
+    r_hi = _sf_fma(-kf, 0.6931471805598903, xc)  # ln2_hi = ln2 on a 2^-43 grid: exact
+    r = _sf_fma(-kf, 5.497923018708371e-14, r_hi)  # ln2_lo = ln2 - ln2_hi
+    r_lo = _sf_fma(-kf, 5.497923018708371e-14, r_hi - r)  # what rounding r lost
+    q = _sf_fma(2.0914707069612355e-09, r, 2.510524515390137e-08)
+    q = _sf_fma(q, r, 2.7557273594799413e-07)
+    q = _sf_fma(q, r, 2.755725533255441e-06)
+    q = _sf_fma(q, r, 2.480158732558584e-05)
+    q = _sf_fma(q, r, 0.00019841269874873975)
+    q = _sf_fma(q, r, 0.0013888888888883737)
+    q = _sf_fma(q, r, 0.00833333333332612)
+    q = _sf_fma(q, r, 0.04166666666666667)
+    q = _sf_fma(q, r, 0.1666666666666667)
+    h = 0.5 * r
+    h2 = h * r  # r²/2 = h2 + l2 exactly
+    l2 = _sf_fma(h, r, -h2)
+    tail = _sf_fma(h2 * r, 2.0 * q, l2 + _sf_fma(r_lo, r, r_lo))  # e^(r + r_lo) - 1 - r - h2
+    m = k - 1 if k > 1023 else k  # 2^1024 is not a float64
+    s = _sf_from_bits((m + 1023) << 52)
+    a = s - 1.0  # s - 1 = a + ca exactly: ca = 0 for |m| <= 53, else -1 or s
+    ca_up = (s - a) - 1.0  # Fast2Sum with s first (m > 0) ...
+    ca_down = (-1.0 - a) + s  # ... or with -1 first; both computed: selects vectorize
+    ca = ca_up if m > 0 else ca_down
+    b = s * r
+    hi = a + b
+    lo = (a - hi) + b  # a + b = hi + lo exactly (Fast2Sum)
+    c = s * h2
+    hi2 = hi + c
+    lo2 = (hi - hi2) + c  # hi + c = hi2 + lo2 exactly (Fast2Sum)
+    y = hi2 + _sf_fma(s, tail, (lo + lo2) + ca)
+    y = y * 2.0 if k > 1023 else y
+    return y if abs(x) >= 1e-18 else x  # expm1(x) rounds to x below 2^-54; also ±0 and nan
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -236,6 +293,26 @@ def _sf_softplus(x):
     Measured error: 1.4 ULP.
     """
     return max(x, 0.0) + _sf_log1p(_sf_exp(-abs(x)))
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
+def _sf_softplus_inverse(y):
+    """Inverse of softplus, log(e^y - 1), for y >= 0; 0 → -inf, nan below.
+
+    Method: below 0.45, log(y) + log1p(expm1(y)/y - 1) with that ratio as a series (log(y)
+    is nearly correctly rounded); on [0.45, 1.386], log1p(2·expm1(y - ln 2)) with y - ln 2
+    exact in double-double, so the zero at ln 2 keeps relative accuracy; above,
+    y + log1p(-e^-y), which cannot overflow. All three are computed and one is selected, so
+    that a kernel's loop vectorizes. Measured error: 1.9 ULP.
+    """
+    s = 1.0  # expm1(y)/y - 1 = (y/2)(1 + y/3 (1 + y/4 (...)))
+    for n in range(16, 2, -1):
+        s = 1.0 + y * s * (1.0 / n)
+    small = _sf_log(y) + _sf_log1p(0.5 * y * s)
+    d = (y - 0.6931471805599453) - 2.3190468138462996e-17
+    middle = _sf_log1p(2.0 * _sf_expm1(d))
+    large = y + _sf_log1p(-_sf_exp(-y))
+    return small if y < 0.45 else (middle if y <= 1.386 else large)
 
 
 # ---- optimizers and the Affine members' per-step linear algebra
@@ -404,6 +481,26 @@ def constrain(theta, fixed, q, dq):
     _raw = theta[9]  # 1.alpha, Positive
     q[11] = _sf_softplus(_raw)
     dq[11] = _sf_sigmoid(_raw)
+
+@numba.njit(cache=True, error_model="numpy")
+def unconstrain(start, theta):
+    """θ from the trainable parameters' constrained start values (the inverses of
+    the constraint bijectors); the index of the first non-finite entry, or -1."""
+    theta[0] = start[0]  # 0.shift[0]
+    theta[1] = start[1]  # 0.shift[1]
+    theta[2] = start[2]  # 0.tril[0]
+    theta[3] = start[3]  # 0.tril[1]
+    theta[4] = start[4]  # 0.tril[2]
+    theta[5] = start[5]  # 0.factor[0]
+    theta[6] = start[6]  # 0.factor[1]
+    theta[7] = start[7]  # 0.factor[2]
+    theta[8] = start[8]  # 0.factor[3]
+    _y = start[9]  # 1.alpha, Positive
+    theta[9] = _sf_softplus_inverse(_y)
+    for _j in range(theta.shape[0]):
+        if not np.isfinite(theta[_j]):
+            return _j
+    return -1
 
 @numba.njit(cache=True, error_model="numpy")
 def m1_constants(alpha):
