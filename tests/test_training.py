@@ -175,8 +175,8 @@ def _mp_affine_nll(theta, rows, n, r, positions):
 
 @pytest.mark.parametrize(
     ("n", "r"),
-    [(3, 1), (3, 3), (5, 2)],
-    ids=["unrolled n=3 r=1", "generic loops r=3", "generic loops n=5"],
+    [(3, 0), (3, 1), (3, 3), (5, 2)],
+    ids=["unrolled n=3 r=0", "unrolled n=3 r=1", "generic loops r=3", "generic loops n=5"],
 )
 def test_affine_gradient_equals_high_precision_difference(n, r):
     # n <= 4 and r <= 2 compile straight-line M^-1 code, the others the generic loops.
@@ -184,12 +184,15 @@ def test_affine_gradient_equals_high_precision_difference(n, r):
 
     rng = np.random.default_rng(n * 10 + r)
     tril = np.tril(0.3 * rng.standard_normal((n, n))) + np.diag(1.0 + rng.uniform(0, 1, n))
-    aff = sfb.Affine(
-        shift=0.2 * rng.standard_normal(n),
-        scale_tril=tril,
-        scale_perturb_factor=0.3 * rng.standard_normal((n, r)),
-        scale_perturb_diag=0.5 + rng.uniform(0, 1, r),
+    perturbation = (
+        {
+            "scale_perturb_factor": 0.3 * rng.standard_normal((n, r)),
+            "scale_perturb_diag": 0.5 + rng.uniform(0, 1, r),
+        }
+        if r
+        else {}
     )
+    aff = sfb.Affine(shift=0.2 * rng.standard_normal(n), scale_tril=tril, **perturbation)
     d = sfd.TransformedDistribution(sfd.MultivariateNormalDiag(loc=np.zeros(n)), aff)
     kernels = training_kernels(d)
     rows = rng.standard_normal((5, n))
