@@ -27,6 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+import numba
 
 _CHILD = r"""
 import json, sys, time
@@ -66,24 +69,17 @@ print(json.dumps(marks))
 """
 
 
+@numba.njit(cache=True)
 def first_use(x: float) -> float:
-    """Replaced by a cached Numba function below (Numba only when it is installed)."""
+    """A one-line cached Numba function: the child's first compiled call."""
     return x
-
-
-try:
-    import numba
-
-    first_use = numba.njit(cache=True)(first_use)
-except ImportError:  # pragma: no cover - symflow requires Numba
-    pass
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    here = str(__import__("pathlib").Path(__file__).resolve().parent)
+    here = str(Path(__file__).resolve().parent)
     phases: dict[str, list[float]] = {}
     walls = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from catalog import CASES
+from vm_support import ulp_error
 
 import symflow as sf
 from symflow import bijectors as sfb
@@ -87,9 +88,9 @@ def test_training_gradients_of_the_catalog_against_mpmath(chain):
         z = np.asarray(b.inverse(z))
         starts.append(z)
     starts = np.array(starts).T
-    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, ys)
+    loss, grad = kernels.nll_and_grad(kernels.theta0, ys)
     with mp.workdps(50):
-        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        theta = [mp.mpf(float(t)) for t in kernels.theta0]
         truth = _mp_chain_nll(cases, theta, ys, starts)
         assert abs(loss - float(truth)) <= 1e-12 * max(1.0, abs(float(truth)))
         h = mp.mpf(10) ** -15
@@ -136,10 +137,10 @@ def _tiny_flow():
 def test_fused_gradient_equals_high_precision_difference_of_the_loss():
     kernels = training_kernels(_tiny_flow())
     rows = 1.0 + 2.0 * np.random.default_rng(3).standard_normal((7, 2))
-    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, rows)
+    loss, grad = kernels.nll_and_grad(kernels.theta0, rows)
     np.testing.assert_allclose(loss, -_tiny_flow().log_prob(rows).mean(), rtol=1e-14)
     with mp.workdps(50):
-        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        theta = [mp.mpf(float(t)) for t in kernels.theta0]
         assert abs(loss - float(_mp_tiny_flow_nll(theta, rows))) < 1e-13
         h = mp.mpf(10) ** -20
         for j in range(len(theta)):
@@ -196,10 +197,10 @@ def test_affine_gradient_equals_high_precision_difference(n, r):
     d = sfd.TransformedDistribution(sfd.MultivariateNormalDiag(loc=np.zeros(n)), aff)
     kernels = training_kernels(d)
     rows = rng.standard_normal((5, n))
-    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, rows)
+    loss, grad = kernels.nll_and_grad(kernels.theta0, rows)
     positions = fill_indices(n, False)[1]
     with mp.workdps(50):
-        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        theta = [mp.mpf(float(t)) for t in kernels.theta0]
         assert abs(loss - float(_mp_affine_nll(theta, rows, n, r, positions))) < 1e-12
         h = mp.mpf(10) ** -20
         for j in range(len(theta)):
@@ -229,10 +230,10 @@ def test_trained_base_gradient_equals_high_precision_difference():
     kernels = training_kernels(d, train_base=True)
     assert kernels.plan.names == ["0.PReLU.alpha", "base.loc", "base.scale"]
     ys = np.array([-2.5, -0.3, 0.0, 0.7, 3.1])
-    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, ys)
+    loss, grad = kernels.nll_and_grad(kernels.theta0, ys)
     np.testing.assert_allclose(loss, -d.log_prob(ys).mean(), rtol=1e-14)
     with mp.workdps(50):
-        theta = [mp.mpf(float(t)) for t in kernels.plan.theta0]
+        theta = [mp.mpf(float(t)) for t in kernels.theta0]
         assert abs(loss - float(_mp_prelu_over_trained_normal_nll(theta, ys))) < 1e-13
         h = mp.mpf(10) ** -20
         for j in range(len(theta)):
@@ -275,7 +276,7 @@ def test_no_nan_gradient_from_the_branch_not_taken():
     )
     kernels = training_kernels(d)
     ys = np.array([1e-300, 1e-5, 3.0, 800.0])
-    loss, grad = kernels.nll_and_grad(kernels.plan.theta0, ys)
+    loss, grad = kernels.nll_and_grad(kernels.theta0, ys)
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
 
 
@@ -396,7 +397,7 @@ def test_large_batches_run_in_parallel_and_agree_with_serial():
 
     data, _ = w.tiny_flow_data(seed=5, n=2 * PARALLEL_ROWS)
     kernels = training_kernels(w.tiny_flow())
-    theta = kernels.plan.theta0
+    theta = kernels.theta0
     serial, parallel = np.empty_like(theta), np.empty_like(theta)
     work = kernels.module.work_arrays()
     rows = np.arange(data.shape[0])
@@ -425,10 +426,6 @@ def three_constraints():
     return training_kernels(sfd.TransformedDistribution(sfd.Normal(0.0, 1.0), bij))
 
 
-def _ulps(got: float, truth) -> float:
-    return float(abs(mp.mpf(got) - truth) / mp.mpf(np.spacing(abs(float(truth)))))
-
-
 @pytest.mark.parametrize(
     "start",
     [(0.5, 0.25, 0.0, -1.0), (1e-300, 1 - 2.0**-40, 1.7, 2.5), (700.0, 1e-300, -0.9, -600.0)],
@@ -446,7 +443,7 @@ def test_start_values_are_the_constraint_inverse(three_constraints, start):
         truths = [mp.log(mp.expm1(a)), mp.log(u / (1 - u)), mp.log(t / (1 - t))]
         truths.append(-mp.log(mp.expm1(3 - h)))
         for got, truth in zip(theta, truths, strict=True):
-            assert _ulps(got, truth) <= 2.0, (start, got, truth)
+            assert ulp_error(float(got), truth) <= 2.0, (start, got, truth)
         constraints = [p.constraint for p in scaled_by_four.spec.parameters]
         for raw, c, value in zip(theta, constraints, start, strict=True):
             # lo + (hi - lo)·σ and hi - softplus round on the bounds' scale
@@ -472,7 +469,7 @@ def test_gradient_through_every_constraint_kind(three_constraints):
         )
 
     ys = np.array([-2.0, -0.4, 0.3, 1.9])
-    theta0 = three_constraints.plan.theta0
+    theta0 = three_constraints.theta0
     loss, grad = three_constraints.nll_and_grad(theta0, ys)
     with mp.workdps(50):
         theta = [mp.mpf(float(t)) for t in theta0]

@@ -190,6 +190,11 @@ def _constrain(plan: TrainingPlan, printer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _unrolled(m) -> bool:
+    """Whether an Affine member's per-step algebra is written out (`_affine_*_unrolled`)."""
+    return m.n <= MAX_UNROLLED_AFFINE_N and m.r <= 2
+
+
 def _affine_prepare_unrolled(k, m, n, r, s_tr, s_fa, s_di, indent) -> list[str]:
     """`affine_prepare` written out for one Affine member with n <= 4 and r <= 2.
 
@@ -352,7 +357,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
             r = m.r
             s_sh, s_tr = starts[(k, "shift")], starts[(k, "tril")]
             s_fa, s_di = starts.get((k, "factor"), 0), starts.get((k, "diag"), 0)
-            if n <= MAX_UNROLLED_AFFINE_N and r <= 2:
+            if _unrolled(m):
                 pro += _affine_prepare_unrolled(k, m, n, r, s_tr, s_fa, s_di, I1)
             else:
                 pro.append(f"{I1}# member {k}: {m.bijector.name}: M^-1 by solves, once per step")
@@ -396,7 +401,7 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
                     rev += [f"{I2}gm[{k}, {a}, {b}] -= _l{a} * _v{k + 1}_{b}" for b in range(n)]
                 rev += [f"{I2}_c{a} = _l{a}" for a in range(n)]
                 post += [f"{I1}gq[{s_sh + a}] = _gs{k}_{a}" for a in range(n)]
-            if n <= MAX_UNROLLED_AFFINE_N and r <= 2:
+            if _unrolled(m):
                 post += _affine_gradient_unrolled(k, m, n, r, s_tr, s_fa, s_di, I1)
             else:
                 post.append(
@@ -568,7 +573,8 @@ def emit_training_module(plan: TrainingPlan, key: str) -> KernelSource:
         parts.append(f"\n# ---- helpers ({len(helpers)} requested)\n\n")
         parts.append(helper_sources(helpers).rstrip("\n") + "\n\n")
     parts.append("\n# ---- optimizers and the Affine members' per-step linear algebra\n")
-    parts.append(optimizer_source())
+    generic = any(isinstance(m, AffineMember) and not _unrolled(m) for m in plan.members)
+    parts.append(optimizer_source(generic))
     parts.append("\n# ---- parameters and elementwise members\n")
     parts.append(constrain_src)
     parts.extend(cores)

@@ -47,6 +47,7 @@ class TrainingKernels:
     plan: TrainingPlan
     module: object
     fixed: np.ndarray
+    theta0: np.ndarray  # θ's start: the plan's start values mapped by `unconstrain`
     compile_seconds: float = 0.0
 
     def constrained(self, theta: np.ndarray) -> np.ndarray:
@@ -103,8 +104,8 @@ def training_kernels(distribution, *, frozen=(), train_base: bool = False) -> Tr
             emit_training_module(plan, key), {"name": "training", "symflow_version": __version__}
         )
     fixed = np.array(_initial_q(plan))
-    plan.theta0 = _theta0(plan, entry.module)
-    return TrainingKernels(plan, entry.module, fixed, time.perf_counter() - t0)
+    theta0 = _theta0(plan, entry.module)
+    return TrainingKernels(plan, entry.module, fixed, theta0, time.perf_counter() - t0)
 
 
 def _theta0(plan: TrainingPlan, module) -> np.ndarray:
@@ -314,7 +315,7 @@ def fit(
         val_rows = None if validation_data is None else _rows(validation_data, plan)
     if patience is not None and val_rows is None:
         raise ValueError("fit: early stopping (patience) needs validation data.")
-    theta = plan.theta0.copy()
+    theta = kernels.theta0.copy()
     state = np.zeros((3, theta.size))
     hyper = optimizer.hyper()
     history: list[float] = []

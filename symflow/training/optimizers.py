@@ -213,10 +213,14 @@ def affine_gradient(q, gq, gm, minv, tinv, nb, s_tr, s_fa, s_di, n, r, tril_pos)
 
 
 @functools.cache
-def optimizer_source() -> str:
+def optimizer_source(generic_affine: bool = True) -> str:
     """The functions above as source text, each under `@numba.njit` (read on first use:
-    only emitting a training module needs it)."""
+    only emitting a training module needs it); the generic Affine loops only when some
+    member uses them (`generic_affine`)."""
+    functions = (adam_update, sgd_update)
+    if generic_affine:
+        functions += (affine_prepare, affine_gradient)
     return "".join(
         '\n@numba.njit(cache=True, error_model="numpy")\n' + inspect.getsource(fn)
-        for fn in (adam_update, sgd_update, affine_prepare, affine_gradient)
+        for fn in functions
     )

@@ -66,20 +66,18 @@ class AffineMember:
 
 @dataclass
 class TrainingPlan:
-    """Everything the training kernel generator needs, and θ's initial value and names."""
+    """Everything the training kernel generator needs, and θ's names and start values
+    (constrained: the training module's `unconstrain` maps them into θ)."""
 
     members: list  # inverse-pass order: the member nearest the data first
     base: Normal | MultivariateNormalDiag
     event_size: int
-    theta0: np.ndarray  # NaN until `training_kernels` has the module map `start` into θ
+    start: np.ndarray  # each θ entry's constrained start value (the bound parameter's)
     names: list[str]
     distribution: TransformedDistribution
     #: With `train_base`: the base's loc and scale (n each) and their first θ index each
     #: (None when frozen); None when the base stays as it is.
     base_train: BaseParameters | None = None
-    #: Each θ entry's constrained start value (the bound parameter's value); the training
-    #: module's `unconstrain` maps it to `theta0`.
-    start: np.ndarray | None = None
 
 
 @dataclass
@@ -285,6 +283,4 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
     if not theta:
         raise SymflowError("fit: every parameter is frozen; there is nothing to train.")
     start = np.array(theta, dtype=np.float64)
-    return TrainingPlan(
-        members, base, n, np.full_like(start, np.nan), names, distribution, base_train, start
-    )
+    return TrainingPlan(members, base, n, start, names, distribution, base_train)
