@@ -9,13 +9,13 @@ kernels, single-threaded, in one process:
 - exp: k = round(x/ln2), a two-term reduction, the degree-11 Taylor polynomial (Horner,
   fused multiply-adds), times 2^k from bits. No correction terms, no subnormal results,
   no overflow to inf: about 1 ULP for |x| < 708;
-- log: fdlibm's method (s = f/(2+f), a degree-14 odd polynomial) with no care for
+- log: fdlibm's method (s = f/(2+f), a degree-7 polynomial in s^2) with no care for
   subnormals, zero, inf or NaN: about 1 ULP;
 - sinh(x) = (e^x - e^-x)/2, asinh(x) = log(|x| + sqrt(x^2 + 1)) and log cosh x =
   log((e^x + e^-x)/2): the textbook formulas, which lose all relative accuracy near 0
   (the script prints by how much).
 
-symflow's functions are within 0.5-2.1 ULP everywhere (±0, subnormals, huge arguments,
+The chain's functions in symflow are within 0.5-2.1 ULP everywhere (±0, subnormals, huge arguments,
 inf, NaN). If the cheap versions barely run faster, then accuracy is not what the kernels
 pay for. The cost is the arithmetic of four transcendental functions per element on 4-wide
 AVX2.
