@@ -129,15 +129,16 @@ def _theta0(plan: TrainingPlan, module) -> np.ndarray:
 def _initial_q(plan: TrainingPlan) -> list[float]:
     q = []
     for kind, k, name, _, _, _ in layout(plan):
+        # vector entries are named "block[j]"; an elementwise parameter's name is bare
+        j = int(name[name.index("[") + 1 : -1]) if name.endswith("]") else None
         if kind.startswith("base_"):
             values = plan.base_train.loc if kind == "base_loc" else plan.base_train.scale
-            q.append(float(values[int(name[name.index("[") + 1 : -1])]))
+            q.append(float(values[j]))
             continue
         m = plan.members[k]
         if isinstance(m, ElementwiseMember):
             q.append(m.values[name])
         else:
-            j = int(name[name.index("[") + 1 : -1])
             if kind == "shift":
                 q.append(float(m.shift[j]))
             elif kind == "tril":

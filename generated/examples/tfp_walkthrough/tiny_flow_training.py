@@ -13,7 +13,7 @@
 #   theta[7] -> q[7]  0.Affine.scale_perturb_factor[2]
 #   theta[8] -> q[8]  0.Affine.scale_perturb_factor[3]
 #   theta[9] -> q[11]  1.prelu.alpha
-# hash:       sha256:178e9027be219921ac9baaaa13fe6e4d012a513f49b63e9aede34eb42ad53dc8
+# hash:       sha256:e07fd928441de686d4d8fb3a51f4bff938551ae81490c14f825057b9fb59ed87
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -22,7 +22,7 @@ import numba
 import numba.extending
 import numpy as np
 
-HASH = '178e9027be219921ac9baaaa13fe6e4d012a513f49b63e9aede34eb42ad53dc8'
+HASH = 'e07fd928441de686d4d8fb3a51f4bff938551ae81490c14f825057b9fb59ed87'
 N = 2
 N_Q = 12
 N_MEMBERS = 2
