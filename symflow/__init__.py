@@ -19,7 +19,7 @@ rest, in stages, each one module with a small typed hand-off to the next:
 `runtime/declared.py` drives stages 1-7 on first use, or loads everything from the cache.
 """
 
-from symflow import bijectors, distributions
+from symflow import bijectors, distributions, flows
 from symflow._version import __version__
 from symflow.checks import CheckReport
 from symflow.errors import (
@@ -65,4 +65,5 @@ __all__ = [
     "bijector",
     "bijectors",
     "distributions",
+    "flows",
 ]

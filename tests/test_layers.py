@@ -9,6 +9,7 @@ PKG = Path(__file__).resolve().parent.parent / "symflow"
 LAYERS = [
     ("cli", "demo", "walkthrough", "__main__"),
     ("training",),
+    ("flows",),
     ("distributions",),
     ("bijectors",),
     ("runtime",),

@@ -2,6 +2,7 @@
 structured ones acting on vector events (Affine, ScaleMatvecTriL, FillTriangular, Permute)."""
 
 from symflow.bijectors.affine import Affine, ScaleMatvecTriL
+from symflow.bijectors.autoregressive import MaskedAutoregressiveFlow
 from symflow.bijectors.catalog import (
     CATALOG,
     AffineScalar,
@@ -23,11 +24,17 @@ from symflow.bijectors.catalog import (
     WeibullCDF,
 )
 from symflow.bijectors.chain import Chain
+from symflow.bijectors.coupling import RealNVP
 from symflow.bijectors.gathers import FillTriangular, Permute
 from symflow.bijectors.invert import Invert, Log
+from symflow.bijectors.networks import AutoregressiveNetwork, DenseNetwork
 
 __all__ = [
     "Affine",
+    "AutoregressiveNetwork",
+    "DenseNetwork",
+    "MaskedAutoregressiveFlow",
+    "RealNVP",
     "FillTriangular",
     "Permute",
     "ScaleMatvecTriL",

@@ -177,6 +177,44 @@ class _TriLowRank(StructuredBijector):
             self._rows(y, "inverse_log_det_jacobian")
         return np.full(y.shape[:-1], -self._logdet, dtype=y.dtype)
 
+    def _flow_members(self, event_size: int) -> list:
+        from symflow.bijectors.gathers import fill_indices
+        from symflow.codegen.flow.affine import AffineCode
+        from symflow.runtime.composed import FlowMember
+
+        n = self._n
+        if event_size != n:
+            raise ShapeError(
+                f"{self.name}: acts on events of size {n}; the flow's events have size "
+                f"{event_size}."
+            )
+        _, positions = fill_indices(n, False)
+        code = AffineCode(n, self._r, positions, set(self._given), self.name)
+        values = np.concatenate(
+            [self._shift, self._tril.reshape(-1)[positions], self._factor.reshape(-1), self._diag]
+        )
+        return [FlowMember(code, values, self.name)]
+
+    def _from_flow_values(self, values: np.ndarray):
+        from symflow.bijectors.gathers import fill_indices
+
+        n, r = self._n, self._r
+        _, positions = fill_indices(n, False)
+        m = n * (n + 1) // 2
+        shift, tril_entries = values[:n], values[n : n + m]
+        factor, diag = values[n + m : n + m + n * r], values[n + m + n * r :]
+        tril = np.zeros(n * n)
+        tril[positions] = tril_entries
+        tril = tril.reshape(n, n)
+        if isinstance(self, ScaleMatvecTriL):
+            return ScaleMatvecTriL(tril)
+        kwargs = {"shift": shift.copy(), "scale_tril": tril}
+        if "scale_perturb_factor" in self._given:
+            kwargs["scale_perturb_factor"] = factor.reshape(n, r).copy()
+        if "scale_perturb_diag" in self._given:
+            kwargs["scale_perturb_diag"] = diag.copy()
+        return Affine(**kwargs)
+
     # ---------------------------------------------------------------- gradients
 
     def _inverse_transpose(self) -> np.ndarray:

@@ -78,6 +78,16 @@ class Chain(Bijector):
         members = elementwise_members(self)
         self._members = members if members else None
         self._fused: FusedKernels | None = None
+        #: a chain with network layers runs as one composed module
+        self._composed = any(getattr(b, "_composed", False) for b in bijectors)
+        sizes = {b.context_size for b in bijectors if getattr(b, "context_size", 0)}
+        if len(sizes) > 1:
+            raise ShapeError(
+                f"Chain: members take contexts of different sizes {sorted(sizes)}; every "
+                "conditional member of a flow takes the same context."
+            )
+        self.context_size = sizes.pop() if sizes else 0
+        self._composed_kernels = None
 
     @property
     def is_fused(self) -> bool:
@@ -94,6 +104,20 @@ class Chain(Bijector):
         if self._fused is None:
             self._fused = fused_kernels(self._members, self.name)
         return self._fused
+
+    def _flow_members(self, event_size: int) -> list:
+        # inverse-pass order: b1's inverse meets the data first (forward applies bn first)
+        return [m for b in self.bijectors for m in b._flow_members(event_size)]
+
+    def _composed_run(self, kernel: str, arr, context):
+        from symflow.runtime.composed import composed_kernels
+
+        if self._composed_kernels is None:
+            n = np.shape(arr)[-1]
+            self._composed_kernels = composed_kernels(
+                self._flow_members(n), None, context_size=self.context_size, name=self.name
+            )
+        return self._composed_kernels.run(kernel, arr, context)
 
     # -- the sequential path: any members ---------------------------------------------
     def _sequential(self, arr, direction: str, with_ldj: bool):
@@ -124,7 +148,13 @@ class Chain(Bijector):
         return part
 
     # -- dispatch ---------------------------------------------------------------------
-    def _pass(self, arr, direction: str, kernel: str, n_out: int, with_ldj: bool):
+    def _pass(self, arr, direction: str, kernel: str, n_out: int, with_ldj: bool, context=None):
+        if self._composed:
+            name = "forward_and_log_det" if direction == "forward" else "inverse_and_log_det"
+            value, ldj = self._composed_run(name, arr, context)
+            return (ldj,) if kernel.endswith("log_det_jacobian") else (value, ldj)
+        if context is not None:
+            raise ShapeError(f"{self.name}: takes no context; got one.")
         if self._members is None or not self.bijectors:
             value, ldj = self._sequential(arr, direction, with_ldj)
             if with_ldj and np.ndim(ldj) == 0:

@@ -184,6 +184,18 @@ class Permute(StructuredBijector):
         self.forward_min_event_ndims = -self.axis
         self._inverse_permutation = np.argsort(perm)
 
+    def _flow_members(self, event_size: int) -> list:
+        from symflow.codegen.flow.permute import PermuteCode
+        from symflow.runtime.composed import FlowMember
+
+        if self.axis != -1 or event_size != self.permutation.size:
+            raise ShapeError(
+                f"{self.name}: inside a flow a permutation acts on the event axis (-1) and has "
+                f"the event's size {event_size}; got axis {self.axis}, size "
+                f"{self.permutation.size}."
+            )
+        return [FlowMember(PermuteCode(self.permutation), np.empty(0), self.name)]
+
     def _check(self, arr: np.ndarray, what: str) -> None:
         n = self.permutation.size
         if arr.ndim < -self.axis or arr.shape[self.axis] != n:

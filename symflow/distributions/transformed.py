@@ -6,13 +6,18 @@ import numpy as np
 import sympy as sp
 
 from symflow.bijectors.chain import elementwise_members
+from symflow.codegen.flow.base import NormalBaseCode
 from symflow.codegen.fuse import BaseDensity
 from symflow.distributions.distribution import Distribution
+from symflow.distributions.mvn import MultivariateNormalDiag
+from symflow.distributions.scalar import Normal
 from symflow.errors import ShapeError, SymflowError
 from symflow.runtime.bijector import Bijector
+from symflow.runtime.composed import ComposedKernels, FlowMember, composed_kernels
 from symflow.runtime.fused import FusedKernels, fused_kernels
+from symflow.symbolic.spec import Positive
 
-__all__ = ["TransformedDistribution"]
+__all__ = ["TransformedDistribution", "base_member"]
 
 
 class TransformedDistribution(Distribution):
@@ -79,15 +84,78 @@ class TransformedDistribution(Distribution):
         self.distribution = distribution
         self.bijector = bijector
         self._fused: FusedKernels | bool | None = None
+        #: a flow with network layers: log_prob and sample run one composed module
+        self._composed = bool(getattr(bijector, "_composed", False))
+        self.context_size = int(getattr(bijector, "context_size", 0) or 0)
+        self._composed_kernels: ComposedKernels | None = None
+        if self._composed:
+            ok = isinstance(distribution, (Normal, MultivariateNormalDiag)) and (
+                distribution.batch_shape == ()
+            )
+            if not ok:
+                raise ShapeError(
+                    f"TransformedDistribution: a flow with network layers ({bijector.name}) "
+                    "needs a Normal or MultivariateNormalDiag base without batch shape; got "
+                    f"{distribution!r}."
+                )
         super().__init__(batch_shape=distribution.batch_shape, event_shape=ev)
 
-    def log_prob(self, value):
-        """log p(y) = base.log_prob(f^-1(y)) + inverse_log_det_jacobian(y)."""
+    def _composed_run(self, kernel: str, value, context):
+        if self._composed_kernels is None:
+            n = self.event_shape[0] if self.event_shape else 1
+            self._composed_kernels = composed_kernels(
+                self.bijector._flow_members(n), base_member(self.distribution, n),
+                context_size=self.context_size, name=f"{self.name}({self.bijector.name})",
+            )  # fmt: skip
+        return self._composed_kernels.run(kernel, value, context)
+
+    def log_prob(self, value, context=None):
+        """log p(y) = base.log_prob(f^-1(y)) + inverse_log_det_jacobian(y).
+
+        Args:
+            value: events, shape (..., event_size).
+            context: for a conditional flow, (context_size,) for every value or one per
+                value, (..., context_size).
+
+        Raises:
+            ShapeError: a value or context of the wrong shape, a missing or unexpected
+                context.
+            DomainError: a value outside the flow's support (composed flows).
+        """
         y = self._value(value, "log_prob")
+        if self._composed:
+            return self._out(self._composed_run("log_prob", y, context)[0], y)
+        if context is not None:
+            raise ShapeError(f"{self.name}.log_prob: this flow takes no context; got one.")
         lp = self._fused_log_prob(y)  # hook: a fused compiled kernel, when one is available
         if lp is None:
             lp = self._log_prob(y)
         return self._out(lp, y)
+
+    def prob(self, value, context=None):
+        """p(y) = exp(log_prob(y))."""
+        return np.exp(self.log_prob(value, context=context))
+
+    def sample(self, sample_shape=(), seed=None, context=None):
+        """Draws of shape `sample_shape + event_shape`: base draws pushed forward.
+
+        Args:
+            sample_shape: an int n or a tuple.
+            seed: None, an int or a numpy Generator.
+            context: for a conditional flow: (context_size,) gives every draw that
+                context; (*sample_shape, context_size) one context per draw.
+        """
+        if not self._composed:
+            if context is not None:
+                raise ShapeError(f"{self.name}.sample: this flow takes no context; got one.")
+            return super().sample(sample_shape, seed)
+        shape = self._sample_shape(sample_shape)
+        x = self.distribution.sample(shape, seed=seed)
+        if self.event_shape == ():
+            x = x[..., None]
+        return self._composed_run("forward_and_log_det", x, context)[0].reshape(
+            shape + self.event_shape
+        )
 
     def _fused_log_prob(self, y: np.ndarray) -> np.ndarray | None:
         """log p(y) from one generated kernel, or None where the flow cannot fuse.
@@ -189,3 +257,18 @@ def _parameter_shapes(bijector) -> list[tuple[str, tuple[int, ...]]]:
     for b in inners:
         found += _parameter_shapes(b)
     return found
+
+
+def base_member(base, n: int, *, trainable: bool = False) -> FlowMember:
+    """The base distribution (Normal for scalar events, MultivariateNormalDiag without batch
+    shape) as a composed flow's base: loc and |scale| in q."""
+    if isinstance(base, MultivariateNormalDiag):
+        loc = np.asarray(base.loc, dtype=np.float64).reshape(-1)
+        scale = np.abs(np.asarray(base.scale_diag, dtype=np.float64).reshape(-1))
+        scale_name = "scale_diag"
+    else:
+        loc = np.array([float(base.loc)])
+        scale = np.array([abs(float(base.scale))])
+        scale_name = "scale"
+    code = NormalBaseCode(n, Positive, trainable=trainable, name=base.name, scale_name=scale_name)
+    return FlowMember(code, np.concatenate([loc, scale]), "base")

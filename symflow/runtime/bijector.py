@@ -11,7 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
-from symflow.errors import ConstraintError, DomainError, ShapeError
+from symflow.errors import ConstraintError, DomainError, ShapeError, SymflowError
 from symflow.runtime.float32 import Float32Choice, float32_choice
 
 __all__ = [
@@ -88,6 +88,26 @@ class Bijector:
         """(f^-1(y), log|det J_{f^-1}(y)|) over the minimal event dims."""
         y = as_float_array(y, f"{self.name}.inverse_and_log_det")
         return _scalar_out(self._inverse(y)), _scalar_out(self._inverse_log_det_jacobian(y))
+
+    #: True for layers that only run inside a composed flow module (network layers)
+    _composed = False
+
+    def _flow_members(self, event_size: int) -> list:
+        """This bijector as members of a composed flow, in inverse-pass order
+        (`symflow.runtime.composed.FlowMember`s).
+
+        Raises:
+            SymflowError: for a bijector that cannot be part of one.
+        """
+        raise SymflowError(
+            f"{self.name} cannot be part of a compiled flow with network layers yet; members "
+            "may be declared elementwise bijectors (scalar parameters), Affine, "
+            "ScaleMatvecTriL, Permute, MaskedAutoregressiveFlow and RealNVP, in any Chain."
+        )
+
+    def _from_flow_values(self, values: np.ndarray) -> Bijector:
+        """This bijector with parameters from a composed flow's q (`_flow_members` order)."""
+        return self
 
     def _derivative_sign(self, x) -> np.ndarray:
         """+1 where f is increasing at x, -1 where decreasing (scalar events only).
@@ -241,6 +261,18 @@ class ElementwiseBijector(Bijector):
             float32_choice(self._module, k, widths.get(k, 1), params, self._describe["domain"])
             for k in kernels
         ]
+
+    def _from_flow_values(self, values: np.ndarray) -> ElementwiseBijector:
+        """A copy bound to parameter values from a composed flow's q (declaration order)."""
+        names = self._module.PARAMETERS
+        return self.declared(**{p: float(v) for p, v in zip(names, values, strict=True)})
+
+    def _flow_members(self, event_size: int) -> list:
+        from symflow.runtime.composed import elementwise_member
+
+        if self.declared is None:
+            return super()._flow_members(event_size)
+        return [elementwise_member(self, event_size)]
 
     def _derivative_sign(self, x) -> np.ndarray:
         dfdx = self._run("forward_partials", x, 1 + len(self._param_list))[0]

@@ -1,99 +1,107 @@
 """From a TransformedDistribution to a training plan: the flow's trainable parameters.
 
-A plan lists the flow's members in the order the inverse pass meets them (from the data
-side), each with its slice of the unconstrained parameter vector θ, and the base
-distribution (whose loc and scale are trainable too with `train_base`). Constrained
-parameters live in θ in unconstrained form, mapped back through symflow's own bijectors:
-Positive through Softplus, UnitInterval through Sigmoid, Interval(lo, hi) through
-lo + (hi - lo) * Sigmoid (a half-line through a shifted Softplus). Initial values come from
-the bound bijectors: their values, mapped to θ by the constraint bijectors' derived
-inverses, which the training module compiles (`constraint_inverse_expr`).
+The flow's members (in the order the inverse pass meets them, from the data side) and its
+base each supply their code and their parameter blocks through the composed-flow member
+interface (`symflow.codegen.flow.member`); the plan only decides which blocks train and
+where they sit in the unconstrained vector θ. Every block of q is trainable unless frozen,
+absent from the bound bijector (an unperturbed Affine's factor) or the base's (trained only
+with `train_base`). Constrained parameters live in θ in unconstrained form, mapped back
+through symflow's own bijectors: Positive through Softplus, UnitInterval through Sigmoid,
+Interval(lo, hi) through lo + (hi - lo) * Sigmoid (a half-line through a shifted
+Softplus); network weights are unconstrained. Initial values come from the bound
+bijectors, mapped to θ by the constraint bijectors' derived inverses, which the training
+module compiles (`constraint_inverse_expr`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
-from symflow.bijectors import Affine, Chain, ScaleMatvecTriL
+from symflow.bijectors import Chain
 from symflow.bijectors.catalog import Sigmoid, Softplus
-from symflow.bijectors.gathers import fill_indices
+from symflow.codegen.flow.compose import FlowCode
 from symflow.distributions import MultivariateNormalDiag, Normal, TransformedDistribution
+from symflow.distributions.transformed import base_member
 from symflow.errors import ShapeError, SymflowError
-from symflow.runtime.bijector import ElementwiseBijector
+from symflow.runtime.composed import FlowMember
 
 __all__ = [
-    "AffineMember",
-    "BaseParameters",
-    "ElementwiseMember",
+    "ThetaBlock",
     "TrainingPlan",
+    "constraint_exprs",
+    "constraint_inverse_expr",
     "plan_training",
 ]
 
 
-@dataclass
-class ElementwiseMember:
-    """A declared elementwise member; `slots[name]` is its parameter's index in θ (or None
-    when frozen), `constraints[name]` the constraint's name."""
+@dataclass(frozen=True)
+class ThetaBlock:
+    """One block of q: its display name ('0.Affine.shift', 'base.loc', ...), owner (member
+    index; len(members) for the base), first q index, size, constraint (None: real), and
+    its first θ index (None when it does not train)."""
 
-    bijector: ElementwiseBijector
-    slots: dict[str, int | None]
-    constraints: dict[str, object]
-    values: dict[str, float]
-
-
-@dataclass
-class AffineMember:
-    """An Affine (or ScaleMatvecTriL) member: y = (L + V diag(d) V^T) x + shift.
-
-    `slots[name]` is the first index in θ of each trainable block (None when frozen or
-    absent): shift (n), tril (n(n+1)/2 entries in TFP's FillTriangular order), factor
-    (n*r, row-major), diag (r).
-    """
-
-    bijector: Affine | ScaleMatvecTriL
-    n: int
-    r: int
-    shift: np.ndarray
-    tril: np.ndarray
-    factor: np.ndarray
-    diag: np.ndarray
-    slots: dict[str, int | None]
-    tril_positions: np.ndarray = field(repr=False)
+    name: str
+    owner: int
+    q_start: int
+    size: int
+    constraint: object | None
+    theta_start: int | None
 
 
 @dataclass
 class TrainingPlan:
-    """Everything the training kernel generator needs, and θ's names and start values
-    (constrained: the training module's `unconstrain` maps them into θ)."""
+    """Everything the training generator and `fit` need: the flow's code, its members (in
+    inverse-pass order) and base as bijector objects with their values, and θ's layout."""
 
-    members: list  # inverse-pass order: the member nearest the data first
-    base: Normal | MultivariateNormalDiag
-    event_size: int
-    start: np.ndarray  # each θ entry's constrained start value (the bound parameter's)
-    names: list[str]
+    flow: FlowCode
+    members: list  # [(bijector, FlowMember)], inverse-pass order
+    base_member: FlowMember
+    blocks: list[ThetaBlock]
+    q0: np.ndarray  # every q entry's start value (the bound bijectors' values)
     distribution: TransformedDistribution
-    #: With `train_base`: the base's loc and scale (n each) and their first θ index each
-    #: (None when frozen); None when the base stays as it is.
-    base_train: BaseParameters | None = None
+    train_base: bool
 
+    @property
+    def event_size(self) -> int:
+        return self.flow.event_size
 
-@dataclass
-class BaseParameters:
-    """The base distribution's loc and scale as trainable parameters (scale Positive)."""
+    @property
+    def context_size(self) -> int:
+        return self.flow.context_size
 
-    loc: np.ndarray
-    scale: np.ndarray
-    slots: dict[str, int | None]
-    scale_name: str  # "scale" (Normal) or "scale_diag" (MultivariateNormalDiag)
+    @property
+    def n_theta(self) -> int:
+        return sum(b.size for b in self.blocks if b.theta_start is not None)
 
+    @property
+    def trained(self) -> list[ThetaBlock]:
+        """The trainable blocks in θ order."""
+        return sorted(
+            (b for b in self.blocks if b.theta_start is not None), key=lambda b: b.theta_start
+        )
 
-def _members_in_inverse_order(bijector) -> list:
-    if isinstance(bijector, Chain):
-        return [m for b in bijector.bijectors for m in _members_in_inverse_order(b)]
-    return [bijector]
+    @property
+    def names(self) -> list[str]:
+        """θ entries' names: a block's name, with [j] for blocks of more than one entry."""
+        return [
+            b.name if b.size == 1 else f"{b.name}[{j}]"
+            for b in self.trained
+            for j in range(b.size)
+        ]
+
+    @property
+    def theta_q(self) -> np.ndarray:
+        """The q index of each θ entry."""
+        idx = [np.arange(b.q_start, b.q_start + b.size) for b in self.trained]
+        return np.concatenate(idx) if idx else np.empty(0, dtype=np.int64)
+
+    @property
+    def start(self) -> np.ndarray:
+        """θ entries' constrained start values."""
+        return self.q0[self.theta_q]
 
 
 def _bounds(constraint) -> tuple[sp.Expr | None, sp.Expr | None]:
@@ -156,20 +164,24 @@ def constraint_inverse_expr(constraint, y: sp.Symbol) -> sp.Expr:
     return y
 
 
-def plan_training(distribution, *, frozen=(), train_base: bool = False) -> TrainingPlan:
+def plan_training(
+    distribution, *, frozen=(), train_base: bool = False, context_size: int = 0
+) -> TrainingPlan:
     """Lists the trainable parameters of `distribution` and their starting point.
 
     Args:
         distribution: a TransformedDistribution over `Normal` (scalar events) or
             `MultivariateNormalDiag`, through a Chain (or single bijector) of declared
-            elementwise bijectors and Affine / ScaleMatvecTriL members.
-        frozen: parameter names (as in `TrainingPlan.names`, e.g. '1.PReLU.alpha', or a
+            elementwise bijectors, Affine / ScaleMatvecTriL, Permute, MaskedAutoregressiveFlow
+            and RealNVP members.
+        frozen: block names (as in `TrainingPlan.blocks`, e.g. '1.PReLU.alpha', or a
             member-level prefix such as '0.Affine') kept at their bound values.
         train_base: also train the base's loc and scale (named 'base.loc' and 'base.scale'
             or 'base.scale_diag'; the scale through Softplus, as a Positive parameter).
+        context_size: the flow's context size (0: unconditional).
 
     Raises:
-        SymflowError: for a flow the training kernel cannot compile yet, naming the part.
+        SymflowError: for a flow the training kernel cannot compile, naming the part.
     """
     if not isinstance(distribution, TransformedDistribution):
         raise SymflowError(
@@ -192,95 +204,50 @@ def plan_training(distribution, *, frozen=(), train_base: bool = False) -> Train
         raise SymflowError(
             f"fit: the base must be Normal or MultivariateNormalDiag; got {base.name}."
         )
-    names: list[str] = []
-    theta: list[float] = []
+    try:
+        flow_members = distribution.bijector._flow_members(n)
+    except SymflowError as err:
+        raise SymflowError(f"fit: {err}") from err
+    bijectors = _bijectors_in_inverse_order(distribution.bijector)
+    if len(bijectors) != len(flow_members):  # pragma: no cover - a member kind's bug
+        raise SymflowError("fit: internal error: members and flow members disagree.")
+    base_part = base_member(base, n, trainable=train_base)
+    flow = FlowCode([m.code for m in flow_members], base_part.code, n, context_size)
     frozen = tuple(frozen)
-
     matched: set[str] = set()
     every: list[str] = []
-
-    def slot(name: str, values) -> int | None:
+    blocks: list[ThetaBlock] = []
+    theta = 0
+    for k, block, q_start in flow.layout():
+        owner = "base" if k == len(flow_members) else f"{k}.{flow_members[k].name}"
+        name = f"{owner}.{block.name}"
+        if not block.trainable or block.size == 0:
+            blocks.append(ThetaBlock(name, k, q_start, block.size, block.constraint, None))
+            continue
         every.append(name)
         hits = [f for f in frozen if name == f or name.startswith(f + ".")]
-        if hits:
-            matched.update(hits)
-            return None
-        start = len(theta)
-        values = np.atleast_1d(np.asarray(values, dtype=np.float64)).reshape(-1)
-        for k, v in enumerate(values):
-            names.append(name if values.size == 1 else f"{name}[{k}]")
-            theta.append(float(v))
-        return start
-
-    members = []
-    for k, b in enumerate(_members_in_inverse_order(distribution.bijector)):
-        prefix = f"{k}.{b.name}"
-        if isinstance(b, ElementwiseBijector) and b.declared is not None:
-            slots, constraints, values = {}, {}, {}
-            for p in b.declared.spec.parameters:
-                value = b.parameters[p.name]
-                if value.size != 1:
-                    raise ShapeError(
-                        f"fit: {prefix}.{p.name} has shape {value.shape}; training supports "
-                        "scalar parameters of elementwise members for now."
-                    )
-                values[p.name] = float(value.reshape(()))
-                constraints[p.name] = p.constraint
-                slots[p.name] = slot(f"{prefix}.{p.name}", values[p.name])
-            members.append(ElementwiseMember(b, slots, constraints, values))
-        elif isinstance(b, (Affine, ScaleMatvecTriL)):
-            if b.event_size != n:
-                raise ShapeError(
-                    f"fit: {prefix} acts on events of size {b.event_size}; the base has {n}."
-                )
-            given = b.parameters
-            _, positions = fill_indices(n, False)
-            tril_entries = b._tril.reshape(-1)[positions]
-            slots = {
-                "shift": slot(f"{prefix}.shift", b._shift) if "shift" in given else None,
-                "tril": slot(f"{prefix}.scale_tril", tril_entries)
-                if "scale_tril" in given
-                else None,
-                "factor": slot(f"{prefix}.scale_perturb_factor", b._factor)
-                if "scale_perturb_factor" in given
-                else None,
-                "diag": slot(f"{prefix}.scale_perturb_diag", b._diag)
-                if "scale_perturb_diag" in given
-                else None,
-            }
-            members.append(
-                AffineMember(b, n, b._r, b._shift, b._tril, b._factor, b._diag, slots, positions)
-            )
-        else:
-            raise SymflowError(
-                f"fit: cannot compile training through {b.name} yet; members may be declared "
-                "elementwise bijectors, Affine or ScaleMatvecTriL (in any Chain)."
-            )
-    base_train = None
-    if train_base:
-        if isinstance(base, MultivariateNormalDiag):
-            loc = np.asarray(base.loc, dtype=np.float64).reshape(-1)
-            scale = np.abs(np.asarray(base.scale_diag, dtype=np.float64).reshape(-1))
-            scale_name = "scale_diag"
-        else:
-            loc = np.array([float(base.loc)])
-            scale = np.array([abs(float(base.scale))])
-            scale_name = "scale"
-        slots = {
-            "loc": slot("base.loc", loc),
-            "scale": slot(f"base.{scale_name}", scale),
-        }
-        base_train = BaseParameters(loc, scale, slots, scale_name)
+        matched.update(hits)
+        slot = None if hits else theta
+        if slot is not None:
+            theta += block.size
+        blocks.append(ThetaBlock(name, k, q_start, block.size, block.constraint, slot))
     unknown = [f for f in frozen if f not in matched]
     if unknown:
         raise SymflowError(
             f"fit: frozen names {unknown} match no parameter; the flow's parameters are "
-            f"{every} (a member prefix such as '{every[0].rsplit('.', 1)[0]}' freezes all "
-            "of its parameters)."
+            f"{every[:20]}{' ...' if len(every) > 20 else ''} (a member prefix such as "
+            f"'{every[0].rsplit('.', 1)[0]}' freezes all of its parameters)."
             if every
             else f"fit: frozen names {unknown} match no parameter; the flow has none."
         )
-    if not theta:
+    if theta == 0:
         raise SymflowError("fit: every parameter is frozen; there is nothing to train.")
-    start = np.array(theta, dtype=np.float64)
-    return TrainingPlan(members, base, n, start, names, distribution, base_train)
+    q0 = np.concatenate([m.values for m in flow_members] + [base_part.values])
+    members = list(zip(bijectors, flow_members, strict=True))
+    return TrainingPlan(flow, members, base_part, blocks, q0, distribution, train_base)
+
+
+def _bijectors_in_inverse_order(bijector) -> list:
+    if isinstance(bijector, Chain):
+        return [m for b in bijector.bijectors for m in _bijectors_in_inverse_order(b)]
+    return [bijector]
