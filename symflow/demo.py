@@ -15,7 +15,7 @@ import sympy as sp
 
 import symflow as sf
 from symflow import bijectors as sfb
-from symflow import walkthrough
+from symflow import flows, walkthrough
 
 __all__ = ["run_demo"]
 
@@ -71,7 +71,24 @@ def run_demo() -> None:
     walkthrough.main(train_epochs=30)
     t = _step("walkthrough done", t)
 
-    print("\n5. Errors say what is wrong.")
+    print("\n5. A masked autoregressive flow whose transformer is the sinh_arcsinh declared in")
+    print("   step 1 (parameters from MADE networks), trained on two moons for 10 epochs;")
+    print("   examples/two_moons.py trains a bigger one and draws the learned density.")
+    rng = np.random.default_rng(0)
+    angle, upper = rng.uniform(0.0, np.pi, 6000), rng.integers(0, 2, 6000).astype(bool)
+    moons = np.stack(
+        [np.where(upper, np.cos(angle), 1 - np.cos(angle)) * 2 - 1,
+         np.where(upper, np.sin(angle), 0.5 - np.sin(angle)) * 2 - 0.5], axis=1,
+    ) + 0.15 * rng.standard_normal((6000, 2))  # fmt: skip
+    maf = flows.masked_autoregressive_flow(2, sinh_arcsinh, layers=3, hidden_units=(16, 16))
+    before = -maf.log_prob(moons[5000:]).mean()
+    fitted = sf.fit(maf, moons[:5000], epochs=10, batch_size=128, optimizer=sf.Adam(3e-3),
+                    progress=False)  # fmt: skip
+    after = -fitted.distribution.log_prob(moons[5000:]).mean()
+    t = _step(f"held-out NLL {before:.3f} -> {after:.3f} (compile {fitted.compile_seconds:.1f} s, "
+              f"training {fitted.seconds:.2f} s)", t)  # fmt: skip
+
+    print("\n6. Errors say what is wrong.")
     try:
 
         @sf.bijector

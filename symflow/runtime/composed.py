@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import numba
 import numpy as np
 
 from symflow._version import __version__
@@ -193,16 +194,17 @@ class ComposedKernels:
         """
         rows, batch = self._rows(values, kernel)
         ctx = self._context(context, rows.shape[0], batch, kernel)
-        parallel = rows.shape[0] >= PARALLEL_ROWS
-        fn = getattr(self.module, kernel + ("_parallel" if parallel else ""))
+        fn, extra = getattr(self.module, kernel), ()
+        if rows.shape[0] >= PARALLEL_ROWS:
+            fn, extra = getattr(self.module, kernel + "_parallel"), (numba.get_num_threads(),)
         if kernel == "log_prob":
             out = np.empty(rows.shape[0])
-            bad = fn(self.q, rows, ctx, out)
+            bad = fn(self.q, rows, ctx, out, *extra)
             result = (out.reshape(batch),)
             flag = out
         else:
             out, ldj = np.empty_like(rows), np.empty(rows.shape[0])
-            bad = fn(self.q, rows, ctx, out, ldj)
+            bad = fn(self.q, rows, ctx, out, ldj, *extra)
             result = (out.reshape(batch + (self.event_size,)), ldj.reshape(batch))
             flag = ldj
         if bad:

@@ -198,9 +198,13 @@ def train{sfx}({args}):
         _total = 0.0
         for _s in range(0, n_data, batch_size):
             _m = min(batch_size, n_data - _s)
-            _l = nll_and_grad_into{sfx}(
-                theta, fixed, data, context, order[_e, _s : _s + _m], grad, q, dq, gq, {work}
-            )
+            # nll_and_grad_into{sfx}, inline (one call level less to compile)
+            constrain(theta, fixed, q, dq)
+            for _j in range(N_Q):
+                gq[_j] = 0.0
+            _l = loss_and_gq{sfx}(q, data, context, order[_e, _s : _s + _m], gq, {work}) / _m
+            for _j in range(THETA_Q.shape[0]):
+                grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _m
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:

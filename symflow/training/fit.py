@@ -367,6 +367,7 @@ def fit(
 
         def train(*args):
             kernels.module.train_parallel(*args, threads)
+
     train(
         theta.copy(), kernels.fixed, rows, ctx, orders[:0], int(batch_size), optimizer.kind,
         hyper, state.copy(), np.empty(0),

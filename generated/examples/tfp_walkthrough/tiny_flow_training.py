@@ -8,7 +8,7 @@
 #   theta[5:9] -> q[5:9]  0.Affine.scale_perturb_factor
 #   theta[9:10] -> q[11:12]  1.prelu.alpha
 # The loss's code: one fused loop over rows.
-# hash:       sha256:319883b5c84e9196e4c3e6ed5f98c9cb00656025a0a420c6ddf7466822867726
+# hash:       sha256:64496aa529438a40d408a34981ce4da3fecef5444e366b1616a3762b6aa1ad48
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -21,7 +21,7 @@ N = 2
 CONTEXT_SIZE = 0
 N_Q = 16
 BLOCK_ROWS = 256
-HASH = '319883b5c84e9196e4c3e6ed5f98c9cb00656025a0a420c6ddf7466822867726'
+HASH = '64496aa529438a40d408a34981ce4da3fecef5444e366b1616a3762b6aa1ad48'
 N_THETA = 10
 #: the q index of each θ entry
 THETA_Q = np.array((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), dtype=np.int64)
@@ -360,6 +360,7 @@ def _tf_prelu_6299193f_backward(_y, alpha, _k0, _k1, _k2, _k3):
 def train_work(_B):
     """Work arrays of `loss_and_gq` (row code: a few small matrices)."""
     return (
+        np.empty((0, _B)),
         np.empty((1,)),
         np.empty((2, 2)),
         np.empty((2, 2)),
@@ -370,7 +371,7 @@ def loss_and_gq(q, data, context, rows, gq, w):
     """Sum of -log p over data[rows]; adds its gradient with respect to q into
     gq. One loop over rows, coordinates in locals; the rows are read where they lie
     (no copy of the batch), several rows a vector where LLVM vectorizes."""
-    (_unused, _minv0, _gm0,) = w
+    (_wb, _unused, _minv0, _gm0,) = w
     _nll_const = 0.0
     # member 0: Affine: M^-1 once per step (unrolled: n = 2, r = 2)
     _L0_11 = q[2]
@@ -506,7 +507,7 @@ def loss_and_gq_rows_parallel(q, data, context, rows, gq, w):
     """Sum of -log p over data[rows]; adds its gradient with respect to q into
     gq, rows on all cores. One loop over rows, coordinates in locals; the rows are read where they lie
     (no copy of the batch), several rows a vector where LLVM vectorizes."""
-    (_unused, _minv0, _gm0,) = w
+    (_wb, _unused, _minv0, _gm0,) = w
     _nll_const = 0.0
     # member 0: Affine: M^-1 once per step (unrolled: n = 2, r = 2)
     _L0_11 = q[2]
@@ -746,9 +747,13 @@ def train(theta, fixed, data, context, order, batch_size, kind, hyper, state, lo
         _total = 0.0
         for _s in range(0, n_data, batch_size):
             _m = min(batch_size, n_data - _s)
-            _l = nll_and_grad_into(
-                theta, fixed, data, context, order[_e, _s : _s + _m], grad, q, dq, gq, w
-            )
+            # nll_and_grad_into, inline (one call level less to compile)
+            constrain(theta, fixed, q, dq)
+            for _j in range(N_Q):
+                gq[_j] = 0.0
+            _l = loss_and_gq(q, data, context, order[_e, _s : _s + _m], gq, w) / _m
+            for _j in range(THETA_Q.shape[0]):
+                grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _m
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:
@@ -784,9 +789,13 @@ def train_parallel(theta, fixed, data, context, order, batch_size, kind, hyper, 
         _total = 0.0
         for _s in range(0, n_data, batch_size):
             _m = min(batch_size, n_data - _s)
-            _l = nll_and_grad_into_parallel(
-                theta, fixed, data, context, order[_e, _s : _s + _m], grad, q, dq, gq, gqs
-            )
+            # nll_and_grad_into_parallel, inline (one call level less to compile)
+            constrain(theta, fixed, q, dq)
+            for _j in range(N_Q):
+                gq[_j] = 0.0
+            _l = loss_and_gq_parallel(q, data, context, order[_e, _s : _s + _m], gq, gqs) / _m
+            for _j in range(THETA_Q.shape[0]):
+                grad[_j] = gq[THETA_Q[_j]] * dq[THETA_Q[_j]] / _m
             if kind == 0:
                 adam_update(theta, grad, state, hyper)
             else:

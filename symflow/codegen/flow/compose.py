@@ -20,6 +20,7 @@ Nothing here knows a member's kind; each supplies its pieces through `member.Mem
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from symflow.codegen.flow.member import Emitter, indent
@@ -106,17 +107,51 @@ class FlowCode:
         self.emitters = emitters
         return emitters
 
+    def unit_emitter(self, k: int) -> Emitter:
+        """The emitter of a shared member's functions: named after the first member with
+        the same key (`u<j>`), offsets relative to the member's first q entry (the
+        functions are called with the member's slice of q)."""
+        m, e = self.members[k], self.emitters[k]
+        keys = list(dict.fromkeys(mm.key() for mm in self.members if _shared(mm)))
+        lo = min(e.offsets.values(), default=0)
+        return Emitter(
+            f"u{keys.index(m.key())}",
+            {name: off - lo for name, off in e.offsets.items()},
+            dict(e.sizes),
+            e.printer,
+            e.context_size,
+            e.helpers,
+        )
+
+    def q_range(self, k: int) -> tuple[int, int]:
+        e = self.emitters[k]
+        lo = min(e.offsets.values(), default=0)
+        return lo, lo + sum(e.sizes.values())
+
     def row_mode(self) -> bool:
         return self.event_size <= MAX_ROW_EVENT and all(m.row is not None for m in self.members)
 
 
-def _unpack(names: list[str]) -> str:
-    return f"({', '.join(names)},) = w"
+_ROWS = re.compile(r"^\((\d+), _B\)$")
 
 
 def _work(name: str, arrays: list[tuple[str, str]], doc: str) -> tuple[str, list[str]]:
-    names = [a for a, _ in arrays]
-    body = ",\n".join(f"        np.empty({shape})" for _, shape in arrays)
+    """A work function returning one (rows, _B) array that holds every array of shape
+    (k, _B) or (_B,), then the other arrays; and the lines that unpack it into the named
+    views (one allocation, and a 2-tuple for Numba to type instead of dozens of arrays)."""
+    others, unpack, start = [], [], 0
+    for a, shape in arrays:
+        match = _ROWS.match(shape)
+        if shape == "(_B,)":
+            unpack.append(f"{a} = _wb[{start}]")
+            start += 1
+        elif match:
+            k = int(match.group(1))
+            unpack.append(f"{a} = _wb[{start}:{start + k}]")
+            start += k
+        else:
+            others.append((a, shape))
+    body = [f"        np.empty(({start}, _B)),", *(f"        np.empty({sh})," for _, sh in others)]
     text = "\n".join(
         [
             "",
@@ -124,12 +159,13 @@ def _work(name: str, arrays: list[tuple[str, str]], doc: str) -> tuple[str, list
             f"def {name}(_B):",
             f'    """{doc}"""',
             "    return (",
-            body + ",",
+            *body,
             "    )",
             "",
         ]
     )
-    return text, names
+    names = ["_wb", *(a for a, _ in others)]
+    return text, [f"({', '.join(names)},) = w", *unpack]
 
 
 def _njit(parallel: bool = False) -> str:
@@ -145,6 +181,57 @@ def _gather(buffer: str, source: str, width, index: str) -> list[str]:
     ]
 
 
+def _shared(member) -> bool:
+    """Whether a member's code goes into functions of its own, compiled once for every
+    member with the same key (networks: five identical layers compile as one)."""
+    return bool(getattr(member, "shared", False))
+
+
+def _pass(flow: FlowCode, k: int, kind: str, train: bool, buffers: dict[str, str | None]):
+    """Member k's code of pass `kind` ('inverse', 'forward', 'adjoint'): inline, or a call of
+    its shared function (emitted once per key and variant into the module's functions)."""
+    m, e = flow.members[k], flow.emitters[k]
+
+    def body(em: Emitter, b: dict, own: bool) -> list[str]:
+        # own: the function holds the member's whole pass, its prepare / finish included
+        # (inline code has them run once per call by the composer instead).
+        before = m.prepare(em) if own and kind != "adjoint" else []
+        if kind == "inverse":
+            return [*before, *m.inverse(em, b["src"], b["dst"], train)]
+        if kind == "forward":
+            return [*before, *m.forward(em, b["src"], b["dst"], True)]
+        after = m.finish(em) if own else []
+        return [*m.adjoint(em, b["src"], b["dst"], b["cot"], b["cot_in"]), *after]
+
+    if not _shared(m):
+        return body(e, buffers, False)
+    ue = flow.unit_emitter(k)
+    names = [b for b, v in buffers.items() if v is not None]
+    inner = {b: (b if v is not None else None) for b, v in buffers.items()}
+    scratch = [a for a, _ in m.scratch(ue, train)]
+    args = ["q", "gq", *names, "_ldj", "_ctx", "_m", *scratch]
+    variant = f"{kind}{'_train' if train and kind == 'inverse' else ''}"
+    variant += "_first" if kind == "adjoint" and buffers.get("cot_in") is None else ""
+    fname = f"_{ue.k}_{variant}"
+    text = "\n".join(
+        [
+            "",
+            _njit(),
+            f"def {fname}({', '.join(args)}):",
+            f'    """{m.label}: the {variant.replace("_", " ")} pass (every member with this '
+            'structure calls it with its own slice of q and work arrays)."""',
+            *indent(body(ue, inner, True)),
+            "",
+        ]
+    )
+    e.add_helper(fname, text)
+    lo, hi = flow.q_range(k)
+    caller_scratch = [a for a, _ in m.scratch(e, train)]
+    gq = f"gq[{lo}:{hi}]" if kind == "adjoint" else f"q[{lo}:{hi}]"
+    call = [f"q[{lo}:{hi}]", gq, *(buffers[b] for b in names), "_ldj", "_ctx", "_m"]
+    return [f"{fname}({', '.join([*call, *caller_scratch])})"]
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 
@@ -157,13 +244,15 @@ def evaluation_functions(flow: FlowCode, printer: KernelPrinter) -> str:
     arrays.append(("_ctx", f"({c}, _B)"))
     for m, e in zip(members, es, strict=False):
         arrays += m.scratch(e, False)
-    work_text, names = _work("eval_work", arrays, "Work arrays of the evaluation functions.")
-    prepare = [line for m, e in zip(members, es, strict=False) for line in m.prepare(e)]
+    work_text, unpack = _work("eval_work", arrays, "Work arrays of the evaluation functions.")
+    prepare = [
+        line for m, e in zip(members, es, strict=False) if not _shared(m) for line in m.prepare(e)
+    ]
 
     def head(src_name: str) -> list[str]:
         return [
             "_m = hi - lo",
-            _unpack(names),
+            *unpack,
             *_gather("_va", src_name, n, "lo + _i"),
             *_gather("_ctx", "context", c, "lo + _i"),
             "for _i in range(_m):",
@@ -173,14 +262,11 @@ def evaluation_functions(flow: FlowCode, printer: KernelPrinter) -> str:
 
     def chain(direction: str) -> tuple[list[str], str]:
         lines, cur, other = [], "_va", "_vb"
-        order = list(zip(members, es, strict=False))
+        order = list(range(len(members)))
         if direction == "forward":
             order.reverse()
-        for m, e in order:
-            if direction == "inverse":
-                lines += m.inverse(e, cur, other, False)
-            else:
-                lines += m.forward(e, cur, other, True)
+        for k in order:
+            lines += _pass(flow, k, direction, False, {"src": cur, "dst": other})
             cur, other = other, cur
         return lines, cur
 
@@ -240,23 +326,32 @@ def evaluation_functions(flow: FlowCode, printer: KernelPrinter) -> str:
         )
         count = "ldj_out" if "ldj_out" in outs else "out"
         for parallel in (False, True):
-            loop = "numba.prange" if parallel else "range"
+            if parallel:
+                signature = f"q, data, context, {outs}, threads"
+                loop = [
+                    "    _per = (_nblocks + threads - 1) // threads",
+                    "    for _p in numba.prange(threads):",
+                    "        w = eval_work(BLOCK_ROWS)  # once per thread: its pages stay warm",
+                    "        for _b in range(_p * _per, min(_nblocks, (_p + 1) * _per)):",
+                ]
+            else:
+                signature = f"q, data, context, {outs}"
+                loop = ["    w = eval_work(BLOCK_ROWS)", "    for _b in range(_nblocks):"]
+            pad = "            " if parallel else "        "
             parts.append(
                 "\n".join(
                     [
                         "",
                         "@numba.njit(cache=True" + (", parallel=True)" if parallel else ")"),
-                        f"def {name}{'_parallel' if parallel else ''}(q, data, context, {outs}):",
+                        f"def {name}{'_parallel' if parallel else ''}({signature}):",
                         f'    """{doc.replace("rows lo..hi", "every row")} Blocks of '
-                        f"BLOCK_ROWS rows{', on all cores' if parallel else ''}; returns the "
-                        'number of nan results."""',
+                        f"BLOCK_ROWS rows{', split over `threads` cores' if parallel else ''}; "
+                        'returns the number of nan results."""',
                         "    _n = data.shape[0]",
                         "    _nblocks = (_n + BLOCK_ROWS - 1) // BLOCK_ROWS",
-                        *(["    w = eval_work(BLOCK_ROWS)"] if not parallel else []),
-                        f"    for _b in {loop}(_nblocks):",
-                        *(["        w = eval_work(BLOCK_ROWS)"] if parallel else []),
-                        "        _lo = _b * BLOCK_ROWS",
-                        f"        _{name}_rows(q, data, context, _lo, min(_n, _lo + BLOCK_ROWS), "
+                        *loop,
+                        f"{pad}_lo = _b * BLOCK_ROWS",
+                        f"{pad}_{name}_rows(q, data, context, _lo, min(_n, _lo + BLOCK_ROWS), "
                         f"{outs}, w)",
                         "    _bad = 0",
                         "    for _i in range(_n):",
@@ -296,11 +391,11 @@ def _batch_gradient(flow: FlowCode, printer: KernelPrinter) -> tuple[str, bool]:
     ]
     for m, e in zip(members, es, strict=False):
         arrays += m.scratch(e, True)
-    work_text, names = _work(
+    work_text, unpack = _work(
         "train_work", arrays, "Work arrays of `loss_and_gq` for batches of up to _B rows."
     )
     body = [
-        _unpack(names),
+        *unpack,
         "_m = rows.shape[0]",
         *_gather("_v0", "data", n, "rows[_i]"),
         *_gather("_ctx", "context", c, "rows[_i]"),
@@ -308,19 +403,22 @@ def _batch_gradient(flow: FlowCode, printer: KernelPrinter) -> tuple[str, bool]:
         "    _ldj[_i] = 0.0",
     ]
     for m, e in zip(members, es, strict=False):
-        body += m.prepare(e)
-    for k, (m, e) in enumerate(zip(members, es, strict=False)):
-        body += m.inverse(e, bufs[k], bufs[k + 1], True)
+        if not _shared(m):
+            body += m.prepare(e)
+    for k in range(kk):
+        body += _pass(flow, k, "inverse", True, {"src": bufs[k], "dst": bufs[k + 1]})
     body += base.log_prob(es[-1], bufs[kk])
     body += ["_loss = 0.0", "for _i in range(_m):", "    _loss -= _ldj[_i]"]
     body += base.adjoint(es[-1], bufs[kk], "_ca")
     cur, other = "_ca", "_cb"
     for k in range(kk - 1, -1, -1):
-        m, e = members[k], es[k]
-        body += m.adjoint(e, bufs[k], bufs[k + 1], cur, other if k > 0 else None)
+        buffers = {"src": bufs[k], "dst": bufs[k + 1], "cot": cur}
+        buffers["cot_in"] = other if k > 0 else None
+        body += _pass(flow, k, "adjoint", True, buffers)
         cur, other = other, cur
     for m, e in zip(members, es, strict=False):
-        body += m.finish(e)
+        if not _shared(m):
+            body += m.finish(e)
     body.append("return _loss")
     text = "\n".join(
         [
@@ -366,12 +464,12 @@ def _row_gradient(flow: FlowCode, printer: KernelPrinter) -> tuple[str, bool]:
     arrays = [("_unused", "(1,)")]
     for k, (m, e) in enumerate(zip(members, es, strict=False)):
         arrays += m.row.scratch(e, k == 0)
-    work_text, names = _work(
+    work_text, unpack = _work(
         "train_work", arrays, "Work arrays of `loss_and_gq` (row code: a few small matrices)."
     )
     v = [[f"_v{k}_{a}" for a in range(n)] for k in range(kk + 1)]
     cot = [f"_c{a}" for a in range(n)]
-    pro = [_unpack(names), "_nll_const = 0.0"]
+    pro = [*unpack, "_nll_const = 0.0"]
     for k, (m, e) in enumerate(zip(members, es, strict=False)):
         pro += m.row.prepare(e, k == 0)
     pro += base.row.prepare(es[-1])

@@ -46,6 +46,7 @@ class ConditionedCode:
     """
 
     row = None  # a network has no per-row code with scalar locals
+    shared = True  # its passes are functions, compiled once for all layers of one structure
 
     def __init__(
         self,
