@@ -279,6 +279,25 @@ def test_a_declared_sinh_arcsinh_transformer_beats_the_affine_one():
     assert gap_sas < 0.5 * gap_affine, (truth, nll)
 
 
+def test_each_layer_starts_at_the_identity_found_without_algebra():
+    """The identity values of a transformer whose defaults are not the identity, with a
+    sinh/asinh form SymPy's `solve` cannot finish (it ran for minutes); the built flow's
+    forward map is then exactly the identity."""
+    import sympy as sp
+
+    from symflow.bijectors.conditioned import identity_parameters
+
+    @sf.bijector
+    def sas_interval(x, loc: sf.Real, scale: sf.Positive, skew: sf.Real,
+                     tail: sf.Interval(0.25, 4)):  # fmt: skip
+        return loc + scale * sp.sinh((sp.asinh(x) + skew) * tail)
+
+    assert identity_parameters(sas_interval) == {"loc": 0, "scale": 1, "skew": 0, "tail": 1}
+    x = np.random.default_rng(5).standard_normal((6, 2))
+    d = flows.masked_autoregressive_flow(2, sas_interval, layers=1, hidden_units=(3,))
+    np.testing.assert_allclose(d.bijector.forward(x), x, rtol=0, atol=1e-12)
+
+
 # ---- training machinery on a flow with networks ---------------------------------------
 
 

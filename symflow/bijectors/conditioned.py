@@ -52,22 +52,65 @@ def as_transformer(owner: str, transformer):
 def identity_parameters(transformer) -> dict[str, float]:
     """Parameter values that make `transformer` the identity map, or else its defaults.
 
-    The rule: the declared defaults if they give f(x) = x (checked with the compiled
-    forward kernel at points across the domain, to 1e-12); else a solution of f(x) = x for
-    all x found by SymPy (from the equations at several points) and checked the same way;
-    else the defaults (or each constraint's typical value), so the layer starts near the map
-    the user declared.
+    The rule, in order (each candidate checked with the compiled forward kernel at points
+    across the domain, to 1e-12):
+
+    1. the declared defaults;
+    2. the neutral values 0, 1, -1, 1/2, 2 and the defaults, tried per parameter (at most
+       `_MAX_CANDIDATES` combinations, those changing fewest parameters first): this finds
+       loc = 0, scale = 1, skew = 0, tail = 1 and their kind without any algebra;
+    3. when f(x) = x is polynomial in the parameters, SymPy's solution of the equations at
+       a few points (a nonlinear system is never handed to `solve`, which can run for
+       minutes on sinh/asinh forms);
+    4. else the defaults (or each constraint's typical value), so the layer starts near the
+       map the user declared.
     """
     spec = transformer.spec
     defaults = {}
     for p in spec.parameters:
-        defaults[p.name] = p.default if p.default is not None else _typical(p.constraint)
+        defaults[p.name] = float(p.default if p.default is not None else _typical(p.constraint))
     if _is_identity(transformer, defaults):
-        return {k: float(v) for k, v in defaults.items()}
+        return defaults
+    found = _search_identity(transformer, defaults)
+    if found is not None:
+        return found
     solved = _solve_identity(transformer)
     if solved is not None and _is_identity(transformer, solved):
         return solved
-    return {k: float(v) for k, v in defaults.items()}
+    return defaults
+
+
+_NEUTRAL = (0.0, 1.0, -1.0, 0.5, 2.0)
+_MAX_CANDIDATES = 4096
+
+
+def _search_identity(transformer, defaults: dict[str, float]) -> dict[str, float] | None:
+    """The first combination of neutral values that makes the transformer the identity."""
+    import itertools
+
+    spec = transformer.spec
+    options = []
+    for p in spec.parameters:
+        values = [defaults[p.name]]
+        values += [
+            v
+            for v in _NEUTRAL
+            if v != defaults[p.name] and bool(p.constraint.contains(np.asarray(v)))
+        ]
+        options.append(values)
+    names = [p.name for p in spec.parameters]
+    # index 0 is the default: order combinations by how many parameters leave it
+    combos = sorted(
+        itertools.islice(
+            itertools.product(*(range(len(o)) for o in options)), 50 * _MAX_CANDIDATES
+        ),
+        key=lambda c: (sum(1 for i in c if i), c),
+    )
+    for combo in combos[:_MAX_CANDIDATES]:
+        values = {n: o[i] for n, o, i in zip(names, options, combo, strict=True)}
+        if _is_identity(transformer, values):
+            return values
+    return None
 
 
 def _typical(constraint) -> float:
@@ -114,6 +157,8 @@ def _solve_identity(transformer) -> dict[str, float] | None:
     points = [sp.Rational(int(round(v * 8)), 8) for v in _grid(transformer)[::4]]
     f = spec.forward_expr
     eqs = [sp.Eq(f.xreplace({spec.x: x0}), x0) for x0 in points[: len(symbols) + 1]]
+    if not all((e.lhs - e.rhs).is_polynomial(*symbols) for e in eqs):
+        return None
     try:
         solutions = sp.solve(eqs, symbols, dict=True)
     except (NotImplementedError, ValueError, TypeError):

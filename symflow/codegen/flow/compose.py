@@ -226,7 +226,10 @@ def _pass(flow: FlowCode, k: int, kind: str, train: bool, buffers: dict[str, str
     )
     e.add_helper(fname, text)
     lo, hi = flow.q_range(k)
-    caller_scratch = [a for a, _ in m.scratch(e, train)]
+    # Evaluation keeps nothing of a pass: every member of a unit uses the unit's scratch
+    # (one set of work arrays for five identical layers stays in L2); training keeps each
+    # member's activations for its adjoint.
+    caller_scratch = [a for a, _ in m.scratch(e if train else ue, train)]
     gq = f"gq[{lo}:{hi}]" if kind == "adjoint" else f"q[{lo}:{hi}]"
     call = [f"q[{lo}:{hi}]", gq, *(buffers[b] for b in names), "_ldj", "_ctx", "_m"]
     return [f"{fname}({', '.join([*call, *caller_scratch])})"]
@@ -242,8 +245,9 @@ def evaluation_functions(flow: FlowCode, printer: KernelPrinter) -> str:
     members, base = flow.members, flow.base
     arrays = [("_va", f"({n}, _B)"), ("_vb", f"({n}, _B)"), ("_ldj", "(_B,)")]
     arrays.append(("_ctx", f"({c}, _B)"))
-    for m, e in zip(members, es, strict=False):
-        arrays += m.scratch(e, False)
+    for k, (m, e) in enumerate(zip(members, es, strict=False)):
+        arrays += m.scratch(flow.unit_emitter(k) if _shared(m) else e, False)
+    arrays = list(dict.fromkeys(arrays))  # a unit's scratch once
     work_text, unpack = _work("eval_work", arrays, "Work arrays of the evaluation functions.")
     prepare = [
         line for m, e in zip(members, es, strict=False) if not _shared(m) for line in m.prepare(e)

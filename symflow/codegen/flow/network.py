@@ -142,6 +142,15 @@ class NetworkLayout:
         return f"net:{self.activation}:{self.degrees}"
 
 
+def _n(value) -> str:
+    """An integer argument of a kernel call in generated code. A bare constant would reach
+    the callee as a Numba literal type, and Numba compiles one specialization per distinct
+    literal (four copies of `_nn_dense_backward` in a two-hidden-layer MADE, each linked
+    into every function above it); `np.int64(...)` is typed as plain int64."""
+    text = str(value)
+    return f"np.int64({text})" if text.lstrip("-").isdigit() else text
+
+
 def _fans(degrees) -> tuple[tuple[int, ...], ...]:
     fans = []
     for layer in range(1, len(degrees)):
@@ -213,7 +222,7 @@ def _nn_dense(w, b, fan, off, x, z, lo, hi, m):
         zo, bo = z[o], b[o]
         for i in range(m):
             zo[i] = bo
-        _nn_row_add(w, off[o], 0, fan[o], x, zo, m)
+        _nn_row_add(w, off[o], np.int64(0), fan[o], x, zo, m)
 
 
 def _nn_row_add(w, s, lo, hi, x, zo, m):
@@ -277,7 +286,7 @@ def _nn_dense_backward(w, fan, off, x, dz, gw, gb, dx, n_in, n_out, m, need_dx):
             _nn_dx_add(w, off[oo], f0, fan[oo], dz[oo], dx, m)
         o += 4
     for oo in range(o, n_out):
-        _nn_dx_add(w, off[oo], 0, fan[oo], dz[oo], dx, m)
+        _nn_dx_add(w, off[oo], np.int64(0), fan[oo], dz[oo], dx, m)
 
 
 def _nn_dx_add(w, s, lo, hi, dzo, dx, m):
@@ -388,9 +397,11 @@ class NetworkCode:
             last = layer == len(widths) - 1
             h = e.s("out") if last else e.s(f"h{layer}_")
             z = e.s(f"z{layer}_") if train and not last else h
-            lines.append(f"_nn_dense({self._args(e, layer)}, {below}, {z}, 0, {width}, _m)")
+            lines.append(
+                f"_nn_dense({self._args(e, layer)}, {below}, {z}, {_n(0)}, {_n(width)}, _m)"
+            )
             if not last:
-                lines.append(f"_nn_act_{name}({z}, {h}, 0, {width}, _m)")
+                lines.append(f"_nn_act_{name}({z}, {h}, {_n(0)}, {_n(width)}, _m)")
             below = h
         return lines
 
@@ -412,7 +423,8 @@ class NetworkCode:
             below = h
         last = len(widths) - 1
         lines.append(
-            f"_nn_dense({self._args(e, last)}, {below}, {e.s('out')}, {out_lo}, {out_hi}, _m)"
+            f"_nn_dense({self._args(e, last)}, {below}, {e.s('out')}, {_n(out_lo)}, "
+            f"{_n(out_hi)}, _m)"
         )
         return lines
 
@@ -436,12 +448,12 @@ class NetworkCode:
             lines.append(
                 f"_nn_dense_backward({e.q_slice(kern)}, NN{e.k}_FAN{layer}, NN{e.k}_OFF{layer}, "
                 f"{below}, {d_above}, {e.g_slice(kern)}, {e.g_slice(bias)}, {d_below}, "
-                f"{n_below}, {widths[layer]}, _m, {need})"
+                f"{_n(n_below)}, {_n(widths[layer])}, _m, np.bool_({need}))"
             )
             if layer:
                 lines.append(
                     f"_nn_act_{name}_grad({e.s(f'z{layer - 1}_')}, {below}, {d_below}, "
-                    f"{widths[layer - 1]}, _m)"
+                    f"{_n(widths[layer - 1])}, _m)"
                 )
             d_above = d_below
         return lines
