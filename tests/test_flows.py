@@ -209,6 +209,25 @@ def test_inverse_of_forward_is_the_identity(which, request):
     )
 
 
+def test_large_batches_on_threads_equal_small_calls(maf3):
+    """From PARALLEL_ROWS rows the batch runs as chunks on several threads: the same
+    values as small calls of the same kernel, in order."""
+    import numba
+
+    from symflow.runtime.composed import PARALLEL_ROWS
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        x = np.random.default_rng(13).standard_normal((PARALLEL_ROWS + 777, 3))
+        small = np.concatenate([maf3.log_prob(x[i : i + 500]) for i in range(0, len(x), 500)])
+        np.testing.assert_allclose(maf3.log_prob(x), small, rtol=1e-14, atol=1e-14)
+        y = maf3.bijector.forward(x)
+        np.testing.assert_allclose(y[-300:], maf3.bijector.forward(x[-300:]), rtol=1e-14)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def test_one_pass_sampling_equals_the_coordinate_by_coordinate_reference(maf3):
     # The reference: D network passes, each producing one more coordinate (numpy network).
     rng = np.random.default_rng(6)
@@ -321,6 +340,18 @@ def test_fit_is_deterministic_and_saves_and_loads(maf3, tmp_path):
     runs[0].save(path)
     loaded = sf.load_parameters(maf3, path)
     np.testing.assert_array_equal(loaded.log_prob(x), runs[0].distribution.log_prob(x))
+
+
+def test_64_dimensions_and_five_layers_train_and_evaluate():
+    """The digits' size: no per-coordinate unrolling limit (a loop per coordinate and
+    permutation once made Numba's control-flow analysis recurse past Python's limit)."""
+    d = flows.masked_autoregressive_flow(64, layers=5, hidden_units=(4,), seed=1)
+    x = np.random.default_rng(14).standard_normal((200, 64)) * np.linspace(0.5, 2.0, 64)
+    fitted = sf.fit(d, x, epochs=3, batch_size=100, optimizer=sf.Adam(1e-2), progress=False)
+    assert np.all(np.isfinite(fitted.history)) and fitted.history[-1] < fitted.history[0]
+    lp = fitted.distribution.log_prob(x)
+    assert lp.shape == (200,) and np.isfinite(lp).all()
+    assert -lp.mean() < fitted.history[0]
 
 
 # ---- errors ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ vector q at run time), so a cached module loads without touching SymPy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,8 @@ __all__ = [
     "transformer_of",
 ]
 
-#: Batches of at least this many rows run their blocks on all cores.
+#: Batches of at least this many rows run their blocks on all of Numba's threads (as
+#: Python threads calling the nogil kernel on contiguous chunks).
 PARALLEL_ROWS = 2048
 
 _FLOW_SOURCES = Path(__file__).resolve().parent.parent / "codegen" / "flow"
@@ -194,19 +196,15 @@ class ComposedKernels:
         """
         rows, batch = self._rows(values, kernel)
         ctx = self._context(context, rows.shape[0], batch, kernel)
-        fn, extra = getattr(self.module, kernel), ()
-        if rows.shape[0] >= PARALLEL_ROWS:
-            fn, extra = getattr(self.module, kernel + "_parallel"), (numba.get_num_threads(),)
+        fn = getattr(self.module, kernel)
         if kernel == "log_prob":
             out = np.empty(rows.shape[0])
-            bad = fn(self.q, rows, ctx, out, *extra)
-            result = (out.reshape(batch),)
-            flag = out
+            outs, result, flag = (out,), (out.reshape(batch),), out
         else:
             out, ldj = np.empty_like(rows), np.empty(rows.shape[0])
-            bad = fn(self.q, rows, ctx, out, ldj, *extra)
+            outs, flag = (out, ldj), ldj
             result = (out.reshape(batch + (self.event_size,)), ldj.reshape(batch))
-            flag = ldj
+        bad = _run_chunks(fn, self.q, rows, ctx, outs, self.module.BLOCK_ROWS)
         if bad:
             i = int(np.flatnonzero(np.isnan(flag))[0])
             raise DomainError(
@@ -215,6 +213,39 @@ class ComposedKernels:
                 "the input (the data must lie in the flow's support)."
             )
         return result
+
+
+def _run_chunks(fn, q, rows, ctx, outs, block: int) -> int:
+    """fn (a nogil kernel returning its nan count) over all rows: in one call, or from
+    PARALLEL_ROWS rows on as many threads as Numba's thread count, each on a contiguous
+    chunk of whole blocks. The kernel is the serial one either way, so a flow compiles one
+    evaluation function per direction, and results do not depend on the thread count."""
+    n = rows.shape[0]
+    threads = min(numba.get_num_threads(), -(-n // block))
+    if n < PARALLEL_ROWS or threads < 2:
+        return int(fn(q, rows, ctx, *outs))
+    n_blocks = -(-n // block)
+    per = -(-n_blocks // threads) * block
+    bounds = [(lo, min(n, lo + per)) for lo in range(0, n, per)]
+
+    def part(lo_hi):
+        lo, hi = lo_hi
+        return int(fn(q, rows[lo:hi], ctx[lo:hi], *(o[lo:hi] for o in outs)))
+
+    rest = [_pool().submit(part, b) for b in bounds[1:]]
+    first = part(bounds[0])
+    return first + sum(f.result() for f in rest)
+
+
+@functools.cache
+def _pool():
+    """The process-wide pool of evaluation threads (created on first use; a pool starts
+    its threads lazily, up to Numba's largest thread count)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(
+        max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="symflow-eval"
+    )
 
 
 def composed_kernels(

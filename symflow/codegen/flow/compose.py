@@ -329,43 +329,33 @@ def evaluation_functions(flow: FlowCode, printer: KernelPrinter) -> str:
             )
         )
         count = "ldj_out" if "ldj_out" in outs else "out"
-        for parallel in (False, True):
-            if parallel:
-                signature = f"q, data, context, {outs}, threads"
-                loop = [
-                    "    _per = (_nblocks + threads - 1) // threads",
-                    "    for _p in numba.prange(threads):",
-                    "        w = eval_work(BLOCK_ROWS)  # once per thread: its pages stay warm",
-                    "        for _b in range(_p * _per, min(_nblocks, (_p + 1) * _per)):",
+        # nogil: the runtime runs large batches as row chunks on several Python threads
+        # (a parfor twin would compile the whole callee tree twice more, ~5-10 s).
+        parts.append(
+            "\n".join(
+                [
+                    "",
+                    "@numba.njit(cache=True, nogil=True)",
+                    f"def {name}(q, data, context, {outs}):",
+                    f'    """{doc.replace("rows lo..hi", "every row")} Blocks of BLOCK_ROWS '
+                    "rows; returns the number of nan results (call it on row chunks from "
+                    'several threads: it releases the GIL)."""',
+                    "    _n = data.shape[0]",
+                    "    _nblocks = (_n + BLOCK_ROWS - 1) // BLOCK_ROWS",
+                    "    w = eval_work(BLOCK_ROWS)",
+                    "    for _b in range(_nblocks):",
+                    "        _lo = _b * BLOCK_ROWS",
+                    f"        _{name}_rows(q, data, context, _lo, min(_n, _lo + BLOCK_ROWS), "
+                    f"{outs}, w)",
+                    "    _bad = 0",
+                    "    for _i in range(_n):",
+                    f"        if np.isnan({count}[_i]):",
+                    "            _bad += 1",
+                    "    return _bad",
+                    "",
                 ]
-            else:
-                signature = f"q, data, context, {outs}"
-                loop = ["    w = eval_work(BLOCK_ROWS)", "    for _b in range(_nblocks):"]
-            pad = "            " if parallel else "        "
-            parts.append(
-                "\n".join(
-                    [
-                        "",
-                        "@numba.njit(cache=True" + (", parallel=True)" if parallel else ")"),
-                        f"def {name}{'_parallel' if parallel else ''}({signature}):",
-                        f'    """{doc.replace("rows lo..hi", "every row")} Blocks of '
-                        f"BLOCK_ROWS rows{', split over `threads` cores' if parallel else ''}; "
-                        'returns the number of nan results."""',
-                        "    _n = data.shape[0]",
-                        "    _nblocks = (_n + BLOCK_ROWS - 1) // BLOCK_ROWS",
-                        *loop,
-                        f"{pad}_lo = _b * BLOCK_ROWS",
-                        f"{pad}_{name}_rows(q, data, context, _lo, min(_n, _lo + BLOCK_ROWS), "
-                        f"{outs}, w)",
-                        "    _bad = 0",
-                        "    for _i in range(_n):",
-                        f"        if np.isnan({count}[_i]):",
-                        "            _bad += 1",
-                        "    return _bad",
-                        "",
-                    ]
-                )
             )
+        )
     return "\n".join(parts)
 
 

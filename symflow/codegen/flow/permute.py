@@ -30,27 +30,44 @@ class PermuteCode:
     def prepare(self, e: Emitter) -> list[str]:
         return []
 
-    def _gather(self, e, src: str, dst: str, order, what: str) -> list[str]:
-        lines = [f"# member {e.k}: {self.label}: {what}"]
-        for j, p in enumerate(order):
-            lines += ["for _i in range(_m):", f"    {dst}[{j}, _i] = {src}[{p}, _i]"]
-        return lines
+    def _order(self, e: Emitter, which: str) -> str:
+        """A module constant holding the permutation (or its inverse): one loop over the
+        coordinates whatever the event size (a loop per coordinate made Numba's control
+        flow analysis recurse past Python's limit at 64 dimensions and 5 layers)."""
+        order = self.inverse_permutation if which == "INV" else self.permutation
+        name = f"PERM{e.k}_{which}"
+        e.add_helper(name, f"{name} = np.array({list(order)!r}, dtype=np.int64)\n")
+        return name
+
+    def _gather(self, e, src: str, dst: str, which: str, what: str) -> list[str]:
+        order = self._order(e, which)
+        return [
+            f"# member {e.k}: {self.label}: {what}",
+            f"for _a in range({self.event_size}):",
+            f"    _p = {order}[_a]",
+            "    for _i in range(_m):",
+            f"        {dst}[_a, _i] = {src}[_p, _i]",
+        ]
 
     def inverse(self, e: Emitter, src: str, dst: str, train: bool) -> list[str]:
         # x = y[inverse_permutation]
-        return self._gather(e, src, dst, self.inverse_permutation, "x = y[inverse permutation]")
+        return self._gather(e, src, dst, "INV", "x = y[inverse permutation]")
 
     def forward(self, e: Emitter, src: str, dst: str, with_ldj: bool) -> list[str]:
-        return self._gather(e, src, dst, self.permutation, "y = x[permutation]")
+        return self._gather(e, src, dst, "FWD", "y = x[permutation]")
 
     def adjoint(self, e: Emitter, src: str, dst: str, cot: str, cot_in: str | None) -> list[str]:
         if cot_in is None:
             return []
         # dst[j] = src[inv[j]]: the cotangent goes back to where each coordinate came from
-        lines = [f"# member {e.k}: {self.label}: reverse pass"]
-        for j, p in enumerate(self.inverse_permutation):
-            lines += ["for _i in range(_m):", f"    {cot_in}[{p}, _i] = {cot}[{j}, _i]"]
-        return lines
+        order = self._order(e, "INV")
+        return [
+            f"# member {e.k}: {self.label}: reverse pass",
+            f"for _a in range({self.event_size}):",
+            f"    _p = {order}[_a]",
+            "    for _i in range(_m):",
+            f"        {cot_in}[_p, _i] = {cot}[_a, _i]",
+        ]
 
     def finish(self, e: Emitter) -> list[str]:
         return []
