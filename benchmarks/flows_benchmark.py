@@ -53,8 +53,9 @@ networks) and evaluates log_prob and sample in parallel from 2048 rows.
 Run:
 
     python benchmarks/flows_benchmark.py [--quick] [--epochs 3] [--layers 5] [--hidden 64,64]
-        [--data gaussians8|digits|moons|mixture8] [--n 20000] [--flows maf,coupling] [--peers zuko,torch64,flowjax,flowjax64]
-        [--threads N] [--repeat 5] [--cold]
+        [--data gaussians8|digits|moons|mixture8] [--n 20000] [--flows maf,coupling]
+        [--peers zuko,torch64,flowjax,flowjax64] [--threads N] [--repeat 5] [--cold]
+        [--no-declared]
 
 `--quick` (n = 2000, 1 epoch, 2 layers of (16, 16)) is a smoke test.
 """
