@@ -207,10 +207,18 @@ class ComposedKernels:
         bad = _run_chunks(fn, self.q, rows, ctx, outs, self.module.BLOCK_ROWS)
         if bad:
             i = int(np.flatnonzero(np.isnan(flag))[0])
+            hint = (
+                "The forward map left a member's domain or overflowed from these base "
+                "values (sampling runs it): a transformer whose parameters compound over "
+                "layers (large tail weights, scales) can exceed float64 far in the tails; "
+                "bound its constraints (e.g. sf.Interval) or use fewer layers."
+                if kernel == "forward_and_log_det"
+                else "A value left a member's domain: check the input (the data must lie "
+                "in the flow's support)."
+            )
             raise DomainError(
                 f"{self.name}.{kernel}: the result is nan for {bad} of {rows.shape[0]} rows, "
-                f"first row {i} ({rows[i].tolist()}): a value left a member's domain. Check "
-                "the input (the data must lie in the flow's support)."
+                f"first row {i} ({rows[i].tolist()}). {hint}"
             )
         return result
 
