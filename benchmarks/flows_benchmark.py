@@ -197,6 +197,26 @@ class Config(NamedTuple):
     threads: int
 
 
+def _measured(cfg: Config, dtype: str, seconds: float, times: dict, last: float, held,
+              note: str = "") -> Measured:  # fmt: skip
+    """A Measured from the timed epochs' seconds and `times`: log_prob / sample (medians),
+    first_step / first_log_prob / first_sample, in seconds over the n training rows."""
+    n = cfg.n
+    return Measured(
+        dtype=dtype,
+        epoch_s=seconds / cfg.epochs,
+        step_us=seconds / (cfg.epochs * _steps_per_epoch(n, cfg.batch_size)) * 1e6,
+        log_prob_ns=times["log_prob"] / n * 1e9,
+        sample_ns=times["sample"] / n * 1e9,
+        compile_s=times["first_step"],
+        first_log_prob_s=times["first_log_prob"],
+        first_sample_s=times["first_sample"],
+        last_epoch_nll=last,
+        held_nll=-float(np.mean(held)),
+        note=note,
+    )
+
+
 def _steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
@@ -285,23 +305,15 @@ def run_symflow(kind: str, x: np.ndarray, cfg: Config, declared: bool = False) -
     n = x.shape[0]
     lp_first, lp, _ = _first_and_median(lambda: dist.log_prob(x), cfg.repeat)
     sm_first, sm, _ = _first_and_median(lambda: dist.sample(n, seed=1), cfg.repeat)
-    steps = cfg.epochs * _steps_per_epoch(n, cfg.batch_size)
-    return Measured(
-        dtype="float64",
-        epoch_s=result.seconds / cfg.epochs,
-        step_us=result.seconds / steps * 1e6,
-        log_prob_ns=lp / n * 1e9,
-        sample_ns=sm / n * 1e9,
-        compile_s=warm.compile_seconds,
-        first_log_prob_s=lp_first,
-        first_sample_s=sm_first,
-        last_epoch_nll=float(result.history[-1]),
-        held_nll=-float(np.mean(dist.log_prob(cfg.held))),
-        note=(
-            f"first fit() {warm_wall:.1f} s in all; second fit's compile_seconds "
-            f"{result.compile_seconds:.2f} s"
-        ),
+    times = dict(log_prob=lp, sample=sm, first_step=warm.compile_seconds,
+                 first_log_prob=lp_first, first_sample=sm_first)  # fmt: skip
+    note = (
+        f"first fit() {warm_wall:.1f} s in all; second fit's compile_seconds "
+        f"{result.compile_seconds:.2f} s"
     )
+    held = dist.log_prob(cfg.held)
+    return _measured(cfg, "float64", result.seconds, times, float(result.history[-1]), held,
+                     note)  # fmt: skip
 
 
 # -- zuko (PyTorch eager) -----------------------------------------------------------------
@@ -371,19 +383,9 @@ def run_zuko(kind: str, x: np.ndarray, cfg: Config, float64: bool) -> Measured:
     held = log_prob(cfg.held)
     torch.manual_seed(1)
     sm_first, sm, _ = _first_and_median(sample, cfg.repeat)
-    steps = cfg.epochs * _steps_per_epoch(n, cfg.batch_size)
-    return Measured(
-        dtype=str(dtype).removeprefix("torch."),
-        epoch_s=seconds / cfg.epochs,
-        step_us=seconds / steps * 1e6,
-        log_prob_ns=lp / n * 1e9,
-        sample_ns=sm / n * 1e9,
-        compile_s=first,
-        first_log_prob_s=lp_first,
-        first_sample_s=sm_first,
-        last_epoch_nll=last,
-        held_nll=-float(np.mean(held)),
-    )
+    times = dict(log_prob=lp, sample=sm, first_step=first, first_log_prob=lp_first,
+                 first_sample=sm_first)  # fmt: skip
+    return _measured(cfg, str(dtype).removeprefix("torch."), seconds, times, last, held)
 
 
 # -- flowjax (JAX) ------------------------------------------------------------------------
@@ -481,20 +483,9 @@ def run_flowjax(kind: str, x: np.ndarray, cfg: Config, float64: bool) -> Measure
     )
     held = np.asarray(log_prob_jit(trained, cfg.held.astype(dtype, copy=False)))
     sm_first, sm, _ = _first_and_median(lambda: np.asarray(sample_jit(trained, key)), cfg.repeat)
-    steps = cfg.epochs * _steps_per_epoch(n, cfg.batch_size)
-    return Measured(
-        dtype="/".join(sorted(leaf_dtypes)),
-        epoch_s=seconds / cfg.epochs,
-        step_us=seconds / steps * 1e6,
-        log_prob_ns=lp / n * 1e9,
-        sample_ns=sm / n * 1e9,
-        compile_s=first,
-        first_log_prob_s=lp_first,
-        first_sample_s=sm_first,
-        last_epoch_nll=last,
-        held_nll=-float(np.mean(held)),
-        note=note,
-    )
+    times = dict(log_prob=lp, sample=sm, first_step=first, first_log_prob=lp_first,
+                 first_sample=sm_first)  # fmt: skip
+    return _measured(cfg, "/".join(sorted(leaf_dtypes)), seconds, times, last, held, note)
 
 
 # -- the report ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 #   theta[5:9] -> q[5:9]  0.Affine.scale_perturb_factor
 #   theta[9:10] -> q[11:12]  1.prelu.alpha
 # The loss's code: one fused loop over rows.
-# hash:       sha256:99a04342551a8f4ed05aa10ddc206a3d86ef8dc71b4d21e38c659a78ee04883c
+# hash:       sha256:65f91713da9902da22f6a3c1af79ba0568a78c357e8e67b89a0954c46d4009c3
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -21,7 +21,7 @@ N = 2
 CONTEXT_SIZE = 0
 N_Q = 16
 BLOCK_ROWS = 256
-HASH = '99a04342551a8f4ed05aa10ddc206a3d86ef8dc71b4d21e38c659a78ee04883c'
+HASH = '65f91713da9902da22f6a3c1af79ba0568a78c357e8e67b89a0954c46d4009c3'
 N_THETA = 10
 #: the q index of each θ entry
 THETA_Q = np.array((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), dtype=np.int64)

@@ -5,8 +5,9 @@ Nothing here knows a member's kind; each supplies its pieces through `member.Mem
 
 - **evaluation** (`evaluation_functions`): `log_prob`, `inverse_and_log_det` and
   `forward_and_log_det` over a batch of rows, each one compiled call: rows are processed in
-  blocks of `BLOCK_ROWS`, feature-major, every member in turn on the whole block; a
-  `_parallel` twin runs the blocks on all cores.
+  blocks of `BLOCK_ROWS`, feature-major, every member in turn on the whole block. They
+  release the GIL: the runtime runs large batches as chunks of whole blocks on several
+  threads (`runtime.composed`), so no parallel twin is compiled.
 - **gradient** (`gradient_functions`): `loss_and_gq(q, data, context, rows, gq, w)`, the
   summed negative log-likelihood of `data[rows]` and its gradient with respect to q,
   added into gq; `train_work(B)` allocates its work arrays `w` for up to B rows. When every
