@@ -15,9 +15,10 @@ import re
 import numba
 import numpy as np
 import pytest
-from vm_support import uncached
+from vm_support import FOREIGN_CPUS, MIN_LANES, foreign_ir, loop_source, uncached, vector_lanes
 
 from symflow import bijectors as sfb
+from symflow.runtime import tuning
 
 VECTOR = re.compile(r"<\d+ x double>")
 
@@ -79,14 +80,25 @@ def test_float32_kernels_vectorize_too(chain):
     assert VECTOR.search(fn.inspect_llvm(fn.signatures[0]))
 
 
+def _check_float32_variant(ir: str, float64_ir: str) -> None:
+    # float32 throughout, and twice the float64 kernel's lanes (the point of the variant):
+    # 8 vs 4 with AVX2, 16 vs 8 on Zen 4/5; 4 lanes would mean an int64 vector set the width
+    assert not VECTOR.search(ir) and "fpext" not in ir
+    assert vector_lanes(ir, "float") >= max(MIN_LANES, 2 * vector_lanes(float64_ir, "double"))
+
+
 @pytest.mark.parametrize("kernel", ["forward_and_log_det_f32", "inverse_and_log_det_f32"])
-def test_fused_float32_variants_vectorize_with_eight_lanes(chain, kernel):
+def test_fused_float32_variants_vectorize_in_float32(chain, kernel):
     fused = chain.fused_kernels()
     assert kernel.removesuffix("_f32") in fused.module.FLOAT32_KERNELS
     z = np.linspace(0.5, 3.0, 64, dtype=np.float32)
     fn = _compiled_afresh(fused.module, kernel, z, fused.arrays, 2)
-    ir = fn.inspect_llvm(fn.signatures[0])
-    assert re.search(r"<8 x float>", ir) and not VECTOR.search(ir)
+    wide = _compiled_afresh(
+        fused.module, kernel.removesuffix("_f32"), z.astype(float), fused.arrays, 2
+    )
+    _check_float32_variant(
+        fn.inspect_llvm(fn.signatures[0]), wide.inspect_llvm(wide.signatures[0])
+    )
 
 
 def test_vectorized_results_match_the_scalar_path_on_every_lane(chain):
@@ -101,28 +113,72 @@ def test_vectorized_results_match_the_scalar_path_on_every_lane(chain):
 
 
 def _vector_loads_per_iteration(ir: str) -> int:
-    """Loads of a `<4 x double>` in the first vectorized loop body of `ir`."""
+    """Vector loads of doubles (any width) in the first vectorized loop body of `ir`."""
     body = ir[ir.index("vector.body") :]
     body = body[: body.index("br i1")]
-    return len(re.findall(r"load <4 x double>", body))
+    return len(re.findall(r"load <\d+ x double>", body))
 
 
-def test_kernels_interleave_and_user_code_is_left_alone(chain):
+def test_kernels_interleave_and_user_code_is_left_alone(chain, monkeypatch):
     # symflow compiles its fused kernels with LLVM's loop interleaving forced to 4 (four
-    # vectors in flight, symflow.runtime.tuning) and puts LLVM's default back afterwards: a
-    # user's loop of the same maths compiled next is interleaved by LLVM's own choice (1).
+    # vectors of x in flight, symflow.runtime.tuning) and puts LLVM's default back after: a
+    # user's loop compiled next is interleaved by LLVM's own choice, whatever the CPU makes
+    # of it, the same choice as for the same loop compiled before symflow's.
     z = np.linspace(-3.0, 3.0, 101)
     chain.forward(z)
     fused = chain.fused_kernels()
-    fn = _compiled_afresh(fused.module, "forward", z, fused.arrays, 1)
-    assert _vector_loads_per_iteration(fn.inspect_llvm(fn.signatures[0])) == 4
-
     exp, sinh, asinh = (getattr(fused.module, f) for f in ("_sf_exp", "_sf_sinh", "_sf_asinh"))
 
-    @numba.njit
-    def users_loop(x, out):
-        for i in range(x.shape[0]):
-            out[i] = exp(sinh(asinh(x[i])))
+    def users_loop():
+        @numba.njit
+        def loop(x, out):
+            for i in range(x.shape[0]):
+                out[i] = exp(sinh(asinh(x[i])))
 
-    users_loop(z, np.empty_like(z))
-    assert _vector_loads_per_iteration(users_loop.inspect_llvm(users_loop.signatures[0])) == 1
+        loop(z, np.empty_like(z))
+        return _vector_loads_per_iteration(loop.inspect_llvm(loop.signatures[0]))
+
+    before = users_loop()
+    settings, set_option = [], tuning._set
+    monkeypatch.setattr(tuning, "_set", lambda n: (settings.append(n), set_option(n)))
+    fn = _compiled_afresh(fused.module, "forward", z, fused.arrays, 1)
+    # set once for the kernel (the helpers compile within it), restored once, nothing held
+    assert settings == [tuning.INTERLEAVE, 0] and tuning._depth == 0
+    assert _vector_loads_per_iteration(fn.inspect_llvm(fn.signatures[0])) == tuning.INTERLEAVE
+    assert users_loop() == before
+    assert settings == [tuning.INTERLEAVE, 0]
+
+
+_F32_LOOP = "(float32[::1], float32[::1])"
+
+
+@pytest.mark.parametrize("cpu", FOREIGN_CPUS)
+def test_vectorized_on_avx512_targets(chain, cpu):
+    # What the tests above assert also holds in IR compiled for AVX-512 CPUs (compiled in a
+    # fresh process for that CPU, not run): Zen 4 vectorizes float32 with 16 lanes and
+    # float64 with 8, where the tests used to expect AVX2's 8 and 4.
+    fused = chain.fused_kernels()
+    chain_args = ", ".join(["float64[::1]"] * (1 + len(fused.arrays)))
+    f32_args = ", ".join(["float32[::1]"] + ["float64[::1]"] * len(fused.arrays))
+    items = [
+        {"key": n, "path": loop_source(n, "float32"), "function": "_loop"}
+        | {"signature": _F32_LOOP, "tuned": False}
+        for n in ("_sf_exp_f32", "_sf_log_f32")
+    ] + [
+        {"key": "sinh_f32", "path": sfb.Sinh().module.__file__, "function": "forward_f32"}
+        | {"signature": "(float32[::1], float32[:, ::1])", "tuned": False},
+        {"key": "forward", "path": fused.module.__file__, "function": "forward"}
+        | {"signature": f"({chain_args}, float64[:, ::1])", "tuned": True},
+        {"key": "forward_and_log_det", "path": fused.module.__file__}
+        | {"function": "forward_and_log_det", "signature": f"({chain_args}, float64[:, ::1])"}
+        | {"tuned": True},
+        {"key": "forward_and_log_det_f32", "path": fused.module.__file__}
+        | {"function": "forward_and_log_det_f32", "signature": f"({f32_args}, float32[:, ::1])"}
+        | {"tuned": True},
+    ]
+    ir = foreign_ir(cpu, items)
+    for key in ("_sf_exp_f32", "_sf_log_f32", "sinh_f32"):
+        assert vector_lanes(ir[key], "float") >= MIN_LANES and "double" not in ir[key], key
+    assert vector_lanes(ir["forward"], "double") >= 4
+    assert _vector_loads_per_iteration(ir["forward"]) == tuning.INTERLEAVE
+    _check_float32_variant(ir["forward_and_log_det_f32"], ir["forward_and_log_det"])

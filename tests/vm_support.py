@@ -3,13 +3,19 @@
 `compile_helpers` compiles helpers exactly as a generated kernel module would contain them;
 `vector_loop` wraps one in the loop a kernel runs and reports whether LLVM vectorized it;
 `ulp_error` and `ulp_error32` measure a float64 or float32 result against a 50-digit mpmath
-truth.
+truth. `vector_lanes` and `foreign_ir` keep the IR tests true on any CPU: they assert that a
+loop is vectorized in its element type with at least 4 lanes, on this machine and in IR
+compiled for AVX-512 targets this machine may not have, never the lane count LLVM picked here.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -41,7 +47,7 @@ def _module(names: tuple[str, ...], extra: str = "") -> dict:
         # A real file: Numba's cache=True needs a source file to key its cache on.
         path = _FOLDER / f"m{len(_COMPILED)}.py"
         path.write_text(text)
-        namespace: dict = {}
+        namespace: dict = {"__file__": str(path)}
         exec(compile(text, str(path), "exec"), namespace)
         _COMPILED[key] = namespace
     return _COMPILED[key]
@@ -69,6 +75,74 @@ def vector_loop(name: str, dtype: str = "float64") -> tuple[Callable, bool]:
     ir = loop.inspect_llvm(loop.signatures[0])
     scalar = "double" if dtype == "float64" else "float"
     return loop, re.search(rf"<\d+ x {scalar}>", ir) is not None
+
+
+def loop_source(name: str, dtype: str = "float64") -> str:
+    """The path of the file holding `_loop(x, out)` over helper `name` (see `vector_loop`)."""
+    vector_loop(name, dtype)
+    return _module((name,), _LOOP.format(name=name))["__file__"]
+
+
+def vector_lanes(ir: str, scalar: str) -> int:
+    """The widest vector of `scalar` (``float``, ``double``) in LLVM IR `ir`; 0 if none.
+
+    LLVM's loop vectorizer picks the width from the target: 8 float lanes with AVX2, 16 on
+    an AVX-512 CPU whose tuning does not prefer 256-bit vectors (Zen 4 and 5), 4 with SSE
+    only. Tests assert a floor (`MIN_LANES`), not one CPU's choice.
+    """
+    return max((int(n) for n in re.findall(rf"<(\d+) x {scalar}>", ir)), default=0)
+
+
+#: Every x86-64 CPU symflow runs on has at least 128-bit vectors: 4 float32 lanes.
+MIN_LANES = 4
+
+#: Targets to compile IR for in `foreign_ir`, beside the host: Intel's AVX-512 (which LLVM
+#: tunes to prefer 256-bit vectors) and AMD's Zen 4 (512-bit vectors; Zen 5 is the same).
+FOREIGN_CPUS = ("skylake-avx512", "znver4")
+
+_FOREIGN = """
+import json, sys
+from numba.core.registry import CPUDispatcher
+from symflow.runtime.tuning import interleaved
+out = {}
+for item in json.loads(sys.stdin.read()):
+    text = open(item["path"]).read().replace("cache=True", "cache=False")
+    namespace = {}
+    exec(compile(text, item["path"], "exec"), namespace)
+    fn = namespace[item["function"]]
+    # compiled, never called: the host may lack the target's instructions
+    if item["tuned"]:
+        with interleaved():
+            fn.compile(item["signature"])
+    else:
+        fn.compile(item["signature"])
+    out[item["key"]] = fn.inspect_llvm(fn.signatures[0])
+print(json.dumps(out))
+"""
+
+
+def foreign_ir(cpu: str, items: list[dict]) -> dict[str, str]:
+    """Optimized LLVM IR of generated functions compiled for CPU `cpu` (an LLVM name).
+
+    Each item names `key`, the source file `path`, the `function`, its Numba `signature`
+    and whether it compiles `tuned` (interleaved, as a fused module does). A fresh process
+    compiles them with ``NUMBA_CPU_NAME=cpu`` and the CPU's own features, so the IR is what
+    that CPU would run; nothing is executed, so the host need not have its instructions.
+    """
+    # an empty feature string means the CPU's own features, not the host's
+    env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", _FOREIGN],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"compiling for {cpu} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
 
 
 def uncached(module, tuned: bool = False) -> dict:
