@@ -58,6 +58,7 @@ import numpy as np
 import sympy as sp
 
 from symflow.errors import ConstraintError
+from symflow.symbolic.derive import derivative
 from symflow.symbolic.numeric import DPS, domain_grid, mp_function, mp_real
 
 __all__ = [
@@ -438,10 +439,10 @@ class _Map:
     def __init__(self, declared, params: dict) -> None:
         spec = declared.spec
         args = [spec.x, *spec.parameter_symbols]
-        d1 = sp.diff(spec.forward_expr, spec.x)
+        d1 = derivative(spec.forward_expr, spec.x)
         # Away from a kink (Abs, Piecewise) the delta terms of f'' vanish; the kink itself
         # is never a grid point's neighbourhood that matters for a condition estimate.
-        d2 = sp.diff(d1, spec.x).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
+        d2 = derivative(d1, spec.x)
         self._f, self._d1 = mp_function(args, spec.forward_expr), mp_function(args, d1)
         self._d2 = None if d2.has(sp.Derivative) else mp_function(args, d2)
         self._pv = [mpmath.mpf(float(params[p])) for p in spec.parameter_names]

@@ -34,7 +34,7 @@ from symflow.runtime.bijector import ElementwiseBijector, validate_parameter
 from symflow.runtime.loader import CacheEntry, read_entry, write_entry
 from symflow.stabilize import stabilize, stabilize_derivation, stabilize_forward
 from symflow.symbolic import functions as _functions
-from symflow.symbolic.derive import Derivation, derive, derive_partials
+from symflow.symbolic.derive import Derivation, derivative, derive, derive_partials
 from symflow.symbolic.dsl import spec_from_expr, spec_from_function
 from symflow.symbolic.spec import BijectorSpec, Constraint, Real
 
@@ -392,7 +392,7 @@ def _polished_inverse(d: Derivation) -> tuple[sp.Expr, str]:
     if before <= POLISH_THRESHOLD:
         return x0, ""
     x = d.spec.x
-    f, fprime = d.spec.forward_expr, stabilize(sp.diff(d.spec.forward_expr, x))
+    f, fprime = d.spec.forward_expr, stabilize(derivative(d.spec.forward_expr, x))
     # Newton squares the relative error: one step recovers full precision only when the
     # closed form keeps at least half of float64's 53 bits; otherwise take two.
     steps = 1 if math.log2(before) < 26 else 2

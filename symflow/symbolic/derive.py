@@ -31,6 +31,8 @@ __all__ = [
     "derive_codomain",
     "derive_inverse",
     "derive_partials",
+    "derivative",
+    "almost_everywhere",
     "peel_inverse",
     "log_abs",
     "real_odd_roots",
@@ -97,6 +99,37 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+def _heaviside(e: sp.Heaviside) -> sp.Expr:
+    u = e.args[0]
+    at_zero = e.args[1] if len(e.args) > 1 else sp.S.Half
+    return sp.Piecewise((0, u < 0), (1, u > 0), (at_zero, True))
+
+
+def almost_everywhere(expr: sp.Expr) -> sp.Expr:
+    """`expr` with its generalized functions replaced by their values almost everywhere.
+
+    A derivative of sign, Abs, Heaviside or a real odd root (sign(b)*|b|**(1/q)) comes out
+    of SymPy with DiracDelta terms, which vanish everywhere but at the kink, and no float
+    kernel can evaluate. They become 0: symflow's derivatives hold almost everywhere. At a
+    kink itself the value is what the remaining terms give there: d|u|/du = sign(u) is 0 at
+    u = 0, the mean of the one-sided slopes -1 and 1, and Heaviside(u) becomes its value
+    Heaviside(0) (1/2 unless the declaration gave another) at u = 0, 0 below and 1 above,
+    as a Piecewise the kernels print. A map that is smooth but for isolated kinks
+    (x + |x|/2) thus gets f'(0) = 1, the mean of its one-sided slopes 1/2 and 3/2.
+    """
+    expr = sp.sympify(expr)
+    if expr.has(sp.DiracDelta):
+        expr = expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+    if expr.has(sp.Heaviside):
+        expr = expr.replace(lambda e: isinstance(e, sp.Heaviside), _heaviside)
+    return expr
+
+
+def derivative(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
+    """d expr / d var almost everywhere: no DiracDelta or Heaviside (`almost_everywhere`)."""
+    return almost_everywhere(sp.diff(expr, var))
+
+
 def output_symbol(spec: BijectorSpec) -> sp.Symbol:
     """The symbol for y: named `y` unless the declaration already uses that name."""
     taken = {spec.x.name, *spec.parameter_names}
@@ -122,7 +155,8 @@ def real_odd_roots(expr: sp.Expr) -> sp.Expr:
         b = e.base
         if b.is_nonnegative:
             return e
-        return sp.sign(b) * sp.Abs(b) ** e.exp
+        # (b**(1/q))**p: the sign of b survives an odd p only ((-8)**(2/3) is 4)
+        return sp.Abs(b) ** e.exp * (sp.sign(b) if e.exp.p % 2 else 1)
 
     return expr.replace(_is_odd_root, _real)
 
@@ -396,11 +430,61 @@ def _derive_piecewise_inverse(spec, pw, y, grid, params) -> tuple[sp.Expr, str]:
                 f"{spec.name}: SymPy could not invert the piece {sp.Eq(expr, y)} (for {cond}) "
                 f"in closed form; candidates were {candidates or 'none'}."
             )
-        pieces.append((chosen, cond.xreplace({x: chosen}) if cond is not sp.true else cond))
+        guard = _image_condition(spec, cond, y, params)
+        if guard is None:
+            guard = cond.xreplace({x: chosen}) if cond is not sp.true else cond
+        pieces.append((chosen, guard))
     pieces[-1] = (pieces[-1][0], sp.true)
     inverse = sp.Piecewise(*pieces)
     how = f"solved piece by piece ({len(pieces)} pieces) and merged into one Piecewise"
     return inverse, how
+
+
+def _image_condition(spec, cond, y, params) -> sp.Expr | None:
+    """`cond` on x (x > c, x <= c, ... with c free of x) as the same condition on y = f(x).
+
+    f is monotone, so x > c exactly when y > f(c) (increasing f) or y < f(c) (decreasing).
+    A guard written in y never evaluates a piece's inverse outside its own piece, where it
+    may be complex (sqrt of a negative) and no comparison is defined. None when `cond` is
+    not that simple or f's direction depends on the parameters: the caller then guards by
+    the candidate pre-image.
+    """
+    x = spec.x
+    if not isinstance(
+        cond, (sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan)
+    ):
+        return None
+    if cond.rhs == x and not cond.lhs.has(x):
+        cond = cond.reversed
+    if cond.lhs != x or cond.rhs.has(x):
+        return None
+    c = cond.rhs
+    f = mp_function([x, *spec.parameter_symbols], spec.forward_expr)
+    directions = set()
+    with mpmath.workdps(DPS):
+        for pset in params:
+            pv = [mpmath.mpf(pset[p]) for p in spec.parameter_names]
+            cv = (
+                mp_real(mp_function(list(spec.parameter_symbols), c)(*pv))
+                if c.free_symbols
+                else mpmath.mpf(c)
+            )
+            if cv is None:
+                return None
+            try:
+                lo, hi = mp_real(f(cv - 1, *pv)), mp_real(f(cv + 1, *pv))
+            except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+                return None
+            if lo is None or hi is None or lo == hi:
+                return None
+            directions.add(hi > lo)
+    if len(directions) != 1:
+        return None
+    at_c = spec.forward_expr.subs(x, c)
+    if at_c.has(sp.nan, sp.zoo, sp.oo, -sp.oo, sp.Piecewise):
+        return None
+    relation = type(cond) if directions.pop() else type(cond.reversed)
+    return relation(y, at_c)
 
 
 def derive_codomain(spec: BijectorSpec) -> tuple[sp.Expr, sp.Expr]:
@@ -443,9 +527,9 @@ def derive(spec: BijectorSpec) -> Derivation:
         inverse = inverse.xreplace({y: y_pos})
         y = y_pos
     samples = _samples(spec, y, inverse)
-    fldj = _log_det([sp.diff(spec.forward_expr, spec.x)], spec.x, samples["x"], spec)
+    fldj = _log_det([derivative(spec.forward_expr, spec.x)], spec.x, samples["x"], spec)
     ildj = _log_det(
-        [sp.diff(inverse, y)],
+        [derivative(inverse, y)],
         y,
         samples["y"],
         spec,
@@ -506,6 +590,32 @@ def _drop_abs(expr: sp.Expr, var: sp.Symbol, samples, spec) -> sp.Expr:
     return expr.xreplace(replace) if replace else expr
 
 
+def _real_powers(expr: sp.Expr, var: sp.Symbol, samples, spec) -> sp.Expr:
+    """`real_odd_roots` for the powers b**(p/q), q odd, whose base is negative at a sample.
+
+    A log-det simplified from a real cube root's derivative can come out as
+    log|y**(2/3)|: right in mpmath (complex, then |.|), nan in floats for y < 0. A base
+    positive at every sample is left alone (Cardano's radicand), so is any other power.
+    """
+    args = [var, *spec.parameter_symbols]
+    replace = {}
+    for node in expr.atoms(sp.Pow):
+        e = node.exp
+        if not (e.is_Rational and e.q % 2 == 1 and e.q > 1) or node.base.is_nonnegative:
+            continue
+        fb = mp_function(args, node.base)
+        with mpmath.workdps(DPS):
+            for pset, v in samples:
+                try:
+                    val = mp_real(fb(v, *[mpmath.mpf(pset[p]) for p in spec.parameter_names]))
+                except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                    continue
+                if val is not None and val < 0:
+                    replace[node] = real_odd_roots(node)
+                    break
+    return expr.xreplace(replace) if replace else expr
+
+
 def _log_det(derivatives, var, samples, spec, extra=()) -> sp.Expr:
     """The shortest of several equivalent forms of log|derivative|."""
     forms = []
@@ -515,7 +625,7 @@ def _log_det(derivatives, var, samples, spec, extra=()) -> sp.Expr:
     forms.extend(extra)
     best = None
     for form in forms:
-        form = _drop_abs(sp.expand_log(form), var, samples, spec)
+        form = _drop_abs(sp.expand_log(_real_powers(form, var, samples, spec)), var, samples, spec)
         form = _try_simplify(form) if form.has(sp.Abs, sp.sign) else form
         if best is None or sp.count_ops(form) < sp.count_ops(best):
             best = form
@@ -524,4 +634,4 @@ def _log_det(derivatives, var, samples, spec, extra=()) -> sp.Expr:
 
 def derive_partials(expr: sp.Expr, wrt: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, ...]:
     """d expr / d w for each w in `wrt`: the gradient kernels' formulas."""
-    return tuple(sp.diff(expr, w) for w in wrt)
+    return tuple(derivative(expr, w) for w in wrt)

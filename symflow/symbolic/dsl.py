@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 
 from symflow.errors import DeclarationError
+from symflow.symbolic.derive import almost_everywhere
 from symflow.symbolic.spec import BijectorSpec, Constraint, Parameter, Real, check_identifier
 
 __all__ = ["spec_from_expr", "spec_from_function"]
@@ -135,6 +136,19 @@ def _finish(name, x, parameters, domain, expr) -> BijectorSpec:
         raise DeclarationError(
             f"{name}: the forward map must be a SymPy expression; got {expr!r}."
         )
+    generalized = sorted(
+        {type(e).__name__ for e in expr.atoms(sp.DiracDelta, sp.Derivative, sp.Integral, sp.Subs)}
+    )
+    if generalized:
+        raise DeclarationError(
+            f"{name}: the forward map {expr} contains {', '.join(generalized)}, which no "
+            "float kernel can evaluate (DiracDelta is a generalized function, not a map of "
+            "reals; Derivative, Integral and Subs are unevaluated). Write the map with "
+            "elementary functions, Abs, sign, Heaviside or Piecewise, or call .doit() first."
+        )
+    # Heaviside(u) as the Piecewise the kernels print (its value at 0 kept): see
+    # symflow.symbolic.derive.almost_everywhere
+    expr = almost_everywhere(expr)
     allowed = {x, *(p.symbol for p in parameters)}
     stray = sorted(s.name for s in expr.free_symbols - allowed)
     if stray:
