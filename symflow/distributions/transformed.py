@@ -143,7 +143,7 @@ class TransformedDistribution(Distribution):
             sample_shape: an int n or a tuple.
             seed: None, an int or a numpy Generator.
             context: for a conditional flow: (context_size,) gives every draw that
-                context; (*sample_shape, context_size) one context per draw.
+                context; `(*sample_shape, context_size)` one context per draw.
         """
         if not self._composed:
             if context is not None:

@@ -184,9 +184,9 @@ class DeclaredBijector:
 
         Returns:
             'inverse' (x = g(y)) and 'ildj' (in y), and the forward side's partials with
-            respect to (x, *parameters) of f ('forward_partials') and of log|f'| ('fldj_partials'),
-            in x. A kernel evaluates the latter at its own x = g(y) and applies the implicit
-            function theorem there: dx/dy = 1/f_x, dx/dθ = -f_θ/f_x.
+            respect to `(x, *parameters)` of f ('forward_partials') and of log|f'|
+            ('fldj_partials'), in x. A kernel evaluates the latter at its own x = g(y) and
+            applies the implicit function theorem there: dx/dy = 1/f_x, dx/dθ = -f_θ/f_x.
         """
         spec = self.spec
         stable = self.kernel_exprs
