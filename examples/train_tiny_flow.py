@@ -79,7 +79,8 @@ def main() -> None:
     print(f"planning + compilation or cache load {r.compile_seconds:.2f} s")
     print("trained parameters:")
     for name, value in r.parameters.items():
-        print(f"  {name:<36} {value: .5f}")
+        values = " ".join(f"{v: .5f}" for v in np.atleast_1d(value))
+        print(f"  {name:<36} {values}")
     r.save(args.save)
     print(f"saved to {args.save} (load with sf.load_parameters(w.tiny_flow(), path))")
     if plot(r, s["data"], args.png, args.seed):
