@@ -78,7 +78,9 @@ def _cell(text: str) -> str:
 
 def _prose(text: str) -> str:
     """Plain text as reST: `**` in `2**-53` is a power, not emphasis."""
-    return _cell(text).replace("\\", "\\\\").replace("*", "\\*").replace("`", "\\`")
+    for char in "\\*`|":
+        text = text.replace(char, "\\" + char)
+    return _cell(text)
 
 
 def catalog_table(app: Sphinx) -> str:
