@@ -5,6 +5,7 @@ The build commands (what `.ci/run` runs, warnings as errors) are in `docs/about.
 
 from __future__ import annotations
 
+import doctest
 import sys
 from pathlib import Path
 
@@ -45,6 +46,9 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 
+# Exception messages are part of the contract: checked in full (no IGNORE_EXCEPTION_DETAIL).
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
+
 doctest_global_setup = """
 import numpy as np
 import sympy as sp
@@ -61,7 +65,8 @@ np.set_printoptions(precision=6, suppress=True)
 
 html_theme = "furo"
 html_title = f"symflow {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["symflow.css"]
 
 # The examples run during the build (symflow_docs.examples): arguments for each, beyond
 # `--png`/`--save`, which point into the build's output folder.

@@ -69,6 +69,16 @@ _DOCTEST_POINTS = {
 }
 
 
+def latex(expr: sp.Expr) -> str:
+    """SymPy's LaTeX, with multi-letter parameter names upright and products spaced."""
+    names = {
+        sym: r"\mathrm{" + sym.name.replace("_", r"\_") + "}"
+        for sym in expr.free_symbols
+        if len(sym.name) > 1
+    }
+    return sp.latex(expr, symbol_names=names, mul_symbol=r" \, ")
+
+
 def constraint_text(c: Constraint) -> str:
     """'Positive: (0, inf)' as reST with inline maths."""
     return f"``{c.name}``: :math:`{interval_latex(c)}`"
@@ -86,10 +96,14 @@ def interval_latex(c: Constraint) -> str:
 
 
 def catalog_parameters(declared: DeclaredBijector) -> str:
+    """'``tailweight`` in (0, inf), default ``1.0``; ...' as reST."""
     parts = []
     for p in declared.spec.parameters:
         default = "" if p.default is None else f", default ``{p.default!r}``"
-        parts.append(f"``{p.name}`` ({constraint_text(p.constraint)}{default})")
+        parts.append(
+            f"``{p.name}`` :math:`\\in {interval_latex(p.constraint)}` "
+            f"({p.constraint.name}){default}"
+        )
     return "; ".join(parts) or "none"
 
 
@@ -116,13 +130,13 @@ def declared_entry(modname: str, name: str, declared: DeclaredBijector) -> str:
         "",
         "   .. math::",
         "",
-        f"      y = {sp.latex(declared.forward_expr)}",
+        f"      y = {latex(declared.forward_expr)}",
         "",
-        f"   :Domain: {constraint_text(spec.domain)}",
+        f"   :Domain: :math:`x \\in {interval_latex(spec.domain)}` ({spec.domain.name})",
         f"   :Parameters: {catalog_parameters(declared)}",
-        f"   :Derived inverse: :math:`x = {sp.latex(declared.inverse_expr)}`",
+        f"   :Derived inverse: :math:`x = {latex(declared.inverse_expr)}`",
         r"   :Derived log-det: :math:`\log\left|f'(x)\right| = "
-        f"{sp.latex(declared.forward_log_det_jacobian_expr)}`",
+        f"{latex(declared.forward_log_det_jacobian_expr)}`",
         "",
         "   Calling it binds parameter values; see :doc:`/catalog` for its measured error.",
         "",

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import sympy as sp
 from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
@@ -27,7 +26,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from symflow.bijectors import CATALOG
 from symflow.runtime.accuracy import KERNELS, TOLERANCE
-from symflow_docs.api import catalog_parameters, constraint_text
+from symflow_docs.api import catalog_parameters, interval_latex, latex
 
 LOG = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[3]
@@ -102,11 +101,11 @@ def catalog_table(app: Sphinx) -> str:
         rows.append(
             [
                 f":py:data:`~symflow.bijectors.{name}`",
-                f":math:`{sp.latex(declared.forward_expr)}`",
-                constraint_text(declared.spec.domain),
+                f":math:`{latex(declared.forward_expr)}`",
+                f":math:`{interval_latex(declared.spec.domain)}`",
                 catalog_parameters(declared),
-                f":math:`{sp.latex(declared.inverse_expr)}`",
-                f":math:`{sp.latex(declared.forward_log_det_jacobian_expr)}`",
+                f":math:`{latex(declared.inverse_expr)}`",
+                f":math:`{latex(declared.forward_log_det_jacobian_expr)}`",
                 err,
             ]
         )
@@ -152,6 +151,7 @@ def rules_table() -> str:
     out = [
         ".. list-table::",
         "   :header-rows: 1",
+        "   :class: symflow-rules",
         "",
         "   * - rule (priority)",
         "     - an input it rewrites",
@@ -162,8 +162,8 @@ def rules_table() -> str:
         example = parse_example(rule.examples[0])
         out += [
             f"   * - ``{rule.name}`` ({rule.priority})",
-            f"     - :math:`{sp.latex(example)}`",
-            f"     - :math:`{sp.latex(stabilize(example))}`",
+            f"     - :math:`{latex(example)}`",
+            f"     - :math:`{latex(stabilize(example))}`",
             f"     - {_prose(rule.fixes)}",
         ]
     return "\n".join(out)

@@ -13,6 +13,7 @@ doctest builder reusing the HTML build's environment does not run them again.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -166,6 +167,30 @@ class ExampleDirective(SphinxDirective):
         return self.parse_text_to_nodes("\n".join(text))
 
 
+class GalleryDirective(SphinxDirective):
+    """`.. symflow-gallery::`: every example, its docstring's first line and its pictures."""
+
+    def run(self) -> list[nodes.Node]:
+        app = self.env.app
+        text = []
+        for name in example_names(app):
+            stem = Path(name).stem
+            path = Path(app.config.symflow_examples_dir) / name
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            summary = doc.split("\n\n", 1)[0].replace("\n", " ")
+            text += [f"* :doc:`{stem}`: {summary}", ""]
+            runs = getattr(app, "symflow_example_runs", {})
+            for png in runs[name].pngs if name in runs else ():
+                text += [
+                    f"  .. image:: {png}",
+                    "     :width: 45%",
+                    f"     :target: {stem}.html",
+                    f"     :alt: the picture {name} draws",
+                    "",
+                ]
+        return self.parse_text_to_nodes("\n".join(text))
+
+
 def check_pages(app: Sphinx, env) -> None:
     """Every example has a gallery page."""
     for name in example_names(app):
@@ -180,5 +205,6 @@ def setup(app: Sphinx) -> None:
     # `-D symflow_run_examples=0` for a quick look at the other pages; CI runs them.
     app.add_config_value("symflow_run_examples", True, "env", types=(bool, int))
     app.add_directive("symflow-example", ExampleDirective)
+    app.add_directive("symflow-gallery", GalleryDirective)
     app.connect("env-before-read-docs", run_all)
     app.connect("env-check-consistency", check_pages)
