@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:c99d466a25e7d4a843dc8cae7fb2c53986a49187e42a5ed2c7bf804e14529049
+# hash:       sha256:a0142faab19401485fad3dc83768f174a75c779f91789329ad510454214c3c8c
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = 'c99d466a25e7d4a843dc8cae7fb2c53986a49187e42a5ed2c7bf804e14529049'
+HASH = 'a0142faab19401485fad3dc83768f174a75c779f91789329ad510454214c3c8c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

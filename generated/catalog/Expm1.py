@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:542497232b29653333ea705abdd6dd4278269b846385f2b1dfa3461f92751c7b
+# hash:       sha256:1b9ee1570777224e3980df05d72af25a76d71e1565c9755b0ac623283570598c
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '542497232b29653333ea705abdd6dd4278269b846385f2b1dfa3461f92751c7b'
+HASH = '1b9ee1570777224e3980df05d72af25a76d71e1565c9755b0ac623283570598c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:23c4841adec011f5d3f0ed85a755a7f819c769375f35939ee7c8d0c799b48178
+# hash:       sha256:4a20f367e4fa1f0fd4849edf0f46fb3a7351d4c3d3247f3f7029f917570618bc
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '23c4841adec011f5d3f0ed85a755a7f819c769375f35939ee7c8d0c799b48178'
+HASH = '4a20f367e4fa1f0fd4849edf0f46fb3a7351d4c3d3247f3f7029f917570618bc'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:106d7f5eae35c9bd2d0cb2b72079745362f090c48432ccb1ec0862e18cdcd4e7
+# hash:       sha256:f7db824670511563b0564638b4b6601728ad81edda1c68852a7b689625fa31fd
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '106d7f5eae35c9bd2d0cb2b72079745362f090c48432ccb1ec0862e18cdcd4e7'
+HASH = 'f7db824670511563b0564638b4b6601728ad81edda1c68852a7b689625fa31fd'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

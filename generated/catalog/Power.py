@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:400cb63d6e5719e0da56c3140b9bae79b27c8cd840946bf0504677278347fdd6
+# hash:       sha256:a7f632d0050e4f05901fdf31b853c4c614146b80d1a9c5c2c08460bbcc1d0398
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '400cb63d6e5719e0da56c3140b9bae79b27c8cd840946bf0504677278347fdd6'
+HASH = 'a7f632d0050e4f05901fdf31b853c4c614146b80d1a9c5c2c08460bbcc1d0398'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

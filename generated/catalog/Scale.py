@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:5b6243636031ddfd5b231031cbe5ffa58c0be8676bc13105e48558fa99ceaa0e
+# hash:       sha256:a6db94670598443f6331deb9bdd84fc8e4cf8e7059fcd4b4b78edfc695e45fa9
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '5b6243636031ddfd5b231031cbe5ffa58c0be8676bc13105e48558fa99ceaa0e'
+HASH = 'a6db94670598443f6331deb9bdd84fc8e4cf8e7059fcd4b4b78edfc695e45fa9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:ccf146b32a2dc804332c39c226b3e5fd4d6f445e7a62ea3068de6e0c1a13bcfe
+# hash:       sha256:ec0f1aa813c9ce1f66e7b6fd3c4d50cd8d0bd3e61687deaa17c352fc8e30f467
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'ccf146b32a2dc804332c39c226b3e5fd4d6f445e7a62ea3068de6e0c1a13bcfe'
+HASH = 'ec0f1aa813c9ce1f66e7b6fd3c4d50cd8d0bd3e61687deaa17c352fc8e30f467'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:493779d3cc90d856f6f2bc0654808c3ec8f669c71f2ec42c37e34584ded3119d
+# hash:       sha256:f183e615e7ff8807d28eb8ca070390319b450eb5dd60c5f5d6d438247ca331d0
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = '493779d3cc90d856f6f2bc0654808c3ec8f669c71f2ec42c37e34584ded3119d'
+HASH = 'f183e615e7ff8807d28eb8ca070390319b450eb5dd60c5f5d6d438247ca331d0'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

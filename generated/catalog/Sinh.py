@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -loghypot(y)
-# hash:       sha256:9f334d370063750e99c5cbdb8bec59e5fa636775fc0803bc8a6519df57766428
+# hash:       sha256:1b0c2ea0693b98c022d72705ea71215f3b2d2221866f0f74fb5edb224b008dcb
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '9f334d370063750e99c5cbdb8bec59e5fa636775fc0803bc8a6519df57766428'
+HASH = '1b0c2ea0693b98c022d72705ea71215f3b2d2221866f0f74fb5edb224b008dcb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

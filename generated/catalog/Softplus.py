@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:50450fd31348d95161f20170fb29bce1f04ff0d0c146e01ebaa0ce1b0cd12aef
+# hash:       sha256:4bc65123de03080eb1331549c36aff727a71a6173fb90c04512cf487b14649be
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = '50450fd31348d95161f20170fb29bce1f04ff0d0c146e01ebaa0ce1b0cd12aef'
+HASH = '4bc65123de03080eb1331549c36aff727a71a6173fb90c04512cf487b14649be'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

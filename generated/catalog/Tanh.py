@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:5e56e4c366823e58e85d2e4c544209e2856225822aed04e0603b5d207e15dd13
+# hash:       sha256:171b21bbf7b71cee5de217a87b38a1e0fc66e31566c395fbaa1e11f8fbde7a3e
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '5e56e4c366823e58e85d2e4c544209e2856225822aed04e0603b5d207e15dd13'
+HASH = '171b21bbf7b71cee5de217a87b38a1e0fc66e31566c395fbaa1e11f8fbde7a3e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

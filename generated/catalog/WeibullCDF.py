@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:267ec1ff62abb5058111366c109d4bcefba8f69eea0bbcb629424765207ca2ee
+# hash:       sha256:dbc1d580ac8ce71b9965b96264f8e8c6ba5f99ce3b8e26d9952b8a871ca69c49
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '267ec1ff62abb5058111366c109d4bcefba8f69eea0bbcb629424765207ca2ee'
+HASH = 'dbc1d580ac8ce71b9965b96264f8e8c6ba5f99ce3b8e26d9952b8a871ca69c49'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*loghypot(sqrt(3)*x)
 #   ildj:     -2*loghypot(sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True))))
-# hash:       sha256:125b203fa1576c12141e24d67b1fd71976a100abc93ebb6f6493e7d15590c4ba
+# hash:       sha256:f6a7c3336a09e14e41c61cde85b4d1f72d59ea6d6eca5b439e03aeee801d22ef
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '125b203fa1576c12141e24d67b1fd71976a100abc93ebb6f6493e7d15590c4ba'
+HASH = 'f6a7c3336a09e14e41c61cde85b4d1f72d59ea6d6eca5b439e03aeee801d22ef'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:96f570763779555c52ff1bad8d6eed93852fc5a838c64a4a7171bc0e72005fcb
+# hash:       sha256:105fa1b0fda94d1d6c602282074833d11c4f2d180a6f72806e1a78b5d9ba9eb3
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '96f570763779555c52ff1bad8d6eed93852fc5a838c64a4a7171bc0e72005fcb'
+HASH = '105fa1b0fda94d1d6c602282074833d11c4f2d180a6f72806e1a78b5d9ba9eb3'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:4f81d8e7063f4dca79dd8a425b6026bb10ac53844b662394a8b022f0393c77c8
+# hash:       sha256:1b99e1543e31af9a0bc8f7cceffa6c195fffb24ce671a524959609dbc39ba197
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '4f81d8e7063f4dca79dd8a425b6026bb10ac53844b662394a8b022f0393c77c8'
+HASH = '1b99e1543e31af9a0bc8f7cceffa6c195fffb24ce671a524959609dbc39ba197'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
