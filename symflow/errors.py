@@ -13,6 +13,7 @@ __all__ = [
     "DeclarationError",
     "DomainError",
     "NoClosedFormInverseError",
+    "NonFiniteResultError",
     "NotInvertibleError",
     "ShapeError",
     "SymflowError",
@@ -49,6 +50,10 @@ class ConstraintError(SymflowError, ValueError):
 
 class DomainError(SymflowError, ValueError):
     """An input lies outside the domain (forward) or the codomain (inverse)."""
+
+
+class NonFiniteResultError(SymflowError, ArithmeticError):
+    """A kernel gave nan at a valid input and no limit could stand in for it."""
 
 
 class ShapeError(SymflowError, ValueError):

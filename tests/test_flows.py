@@ -22,6 +22,8 @@ from symflow.errors import DeclarationError, ShapeError
 from symflow.training.fit import training_kernels
 
 FLOOR = mp.mpf(OUTPUT_FLOOR)
+# one worker runs this module: its fixtures' kernels compile once, not on both workers
+pytestmark = pytest.mark.xdist_group("flows")
 
 
 def _randomized(d: sfd.TransformedDistribution, seed: int, scale: float):
@@ -85,31 +87,34 @@ def _mp_affine_inverse(y, raw_shift, raw_scale):
     return (y - raw_shift) / scale, -mp.log(scale)
 
 
-def _mp_layer_inverse(layer, values, y):
-    """One layer's inverse on a list of mp numbers (values: its network's weights)."""
+def _mp_layer_inverse(layer, values, y, context=()):
+    """One layer's inverse on a list of mp numbers (values: its network's weights); a
+    context enters the network before the event's inputs (the documented order)."""
     weights = _mp_weights(layer, [mp.mpf(v) for v in values])
-    n = len(y)
+    n, c = len(y), list(context)
     if isinstance(layer, sfb.MaskedAutoregressiveFlow):
-        out = _mp_network(weights, y)
+        out = _mp_network(weights, c + list(y))
         pairs = [_mp_affine_inverse(y[j], out[2 * j], out[2 * j + 1]) for j in range(n)]
         return [p[0] for p in pairs], mp.fsum(p[1] for p in pairs)
     d = layer.num_masked
-    out = _mp_network(weights, y[:d])
+    out = _mp_network(weights, c + list(y[:d]))
     pairs = [_mp_affine_inverse(y[d + j], out[2 * j], out[2 * j + 1]) for j in range(n - d)]
     return list(y[:d]) + [p[0] for p in pairs], mp.fsum(p[1] for p in pairs)
 
 
-def _mp_nll(flow, member_values, rows):
-    """Mean -log p of `rows` (mp): each member's inverse in turn, then the standard normal."""
+def _mp_nll(flow, member_values, rows, contexts=None):
+    """Mean -log p of `rows` (mp): each member's inverse in turn, then the standard normal;
+    `contexts` (one per row) for a conditional flow."""
     total = mp.mpf(0)
-    for row in rows:
+    for r, row in enumerate(rows):
         v, ldj = [mp.mpf(float(a)) for a in row], mp.mpf(0)
+        c = () if contexts is None else [mp.mpf(float(a)) for a in contexts[r]]
         for k, b in enumerate(flow.bijector.bijectors):
             if isinstance(b, sfb.Permute):
                 inv = np.argsort(b.permutation)
                 v = [v[i] for i in inv]
             else:
-                v, ld = _mp_layer_inverse(b, member_values[k], v)
+                v, ld = _mp_layer_inverse(b, member_values[k], v, c)
                 ldj += ld
         logp = -mp.fsum(x * x for x in v) / 2 - len(v) * mp.log(2 * mp.pi) / 2
         total += logp + ldj

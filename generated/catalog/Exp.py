@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:262584a329fa8cf402a53d60b4eac64ab6104c278d55a18ced3d5af0c2acad02
+# hash:       sha256:c618ba27b131ee70e7621c60071b5fdbb3851ae4742b4709ffcd4d8dcd22c967
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = '262584a329fa8cf402a53d60b4eac64ab6104c278d55a18ced3d5af0c2acad02'
+HASH = 'c618ba27b131ee70e7621c60071b5fdbb3851ae4742b4709ffcd4d8dcd22c967'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:1b9ee1570777224e3980df05d72af25a76d71e1565c9755b0ac623283570598c
+# hash:       sha256:7413800383ec16186326f431290e399350ad068a4a7a7f3c6d22a32f297ff2c9
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '1b9ee1570777224e3980df05d72af25a76d71e1565c9755b0ac623283570598c'
+HASH = '7413800383ec16186326f431290e399350ad068a4a7a7f3c6d22a32f297ff2c9'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

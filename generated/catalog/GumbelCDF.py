@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:4a20f367e4fa1f0fd4849edf0f46fb3a7351d4c3d3247f3f7029f917570618bc
+# hash:       sha256:f0b98ce8362ea19de4f044bcfc04ae95dd55650a9437d5cde9e8ef0673b5df10
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = '4a20f367e4fa1f0fd4849edf0f46fb3a7351d4c3d3247f3f7029f917570618bc'
+HASH = 'f0b98ce8362ea19de4f044bcfc04ae95dd55650a9437d5cde9e8ef0673b5df10'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

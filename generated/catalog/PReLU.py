@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:f7db824670511563b0564638b4b6601728ad81edda1c68852a7b689625fa31fd
+# hash:       sha256:2f9c865a6c7398c2739fa28687226ac056c228534abec670535e6bfed91e157f
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = 'f7db824670511563b0564638b4b6601728ad81edda1c68852a7b689625fa31fd'
+HASH = '2f9c865a6c7398c2739fa28687226ac056c228534abec670535e6bfed91e157f'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:a7f632d0050e4f05901fdf31b853c4c614146b80d1a9c5c2c08460bbcc1d0398
+# hash:       sha256:64a1993c6e3f8955b723cb4a8ac6bd731e3062d0005c2d7f3568a7e2924980b8
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = 'a7f632d0050e4f05901fdf31b853c4c614146b80d1a9c5c2c08460bbcc1d0398'
+HASH = '64a1993c6e3f8955b723cb4a8ac6bd731e3062d0005c2d7f3568a7e2924980b8'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -204,12 +204,11 @@ def forward_scalar(x, power):
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y, power):
     """x = f^-1(y), for one element."""
-    # common subexpressions (3)
-    _t0 = 1.0/power
-    _t1 = (y**_t0)
-    _t2 = _t1**power
+    # common subexpressions (2)
+    _t0 = (y**(1.0/power))
+    _t1 = _t0**power
     # outputs (1)
-    return -_t0*_t1*(_t2 - y)/_t2 + _t1
+    return _t0 - ((_t1 - y))*1.0/((_t1*power/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -245,7 +244,7 @@ def inverse_ildj_scalar(y, power):
     _t2 = _t1**power
     # outputs (2)
     return (
-        -_t0*_t1*(_t2 - y)/_t2 + _t1,
+        _t1 - ((_t2 - y))*1.0/((_t2*power/_t1)),
         (_t0 - 1)*_sf_log(y) - _sf_log(abs(power)),
     )
 
@@ -269,7 +268,7 @@ def inverse_partials_scalar(y, power):
     _t0 = 1.0/power
     _t1 = (y**_t0)
     _t2 = _t1**power
-    _t3 = (-_t0*_t1*(_t2 - y)/_t2 + _t1)
+    _t3 = (_t1 - ((_t2 - y))*1.0/((_t2*power/_t1)))
     _t4 = _t3**power
     _t5 = _t3/_t4
     # outputs (2)
@@ -297,7 +296,7 @@ def ildj_partials_scalar(y, power):
     _t1 = _t0*(power - 1)
     _t2 = (y**_t0)
     _t3 = _t2**power
-    _t4 = (-_t0*_t2*(_t3 - y)/_t3 + _t2)
+    _t4 = (_t2 - ((_t3 - y))*1.0/((_t3*power/_t2)))
     _t5 = 1.0/_t4
     _t6 = _t4**power
     _t7 = 1/(_t5*_t6)
@@ -319,12 +318,11 @@ def forward_scalar_f32(x, power):
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar_f32(y, power):
     """x = f^-1(y), for one float32 element."""
-    # common subexpressions (3)
-    _t0 = np.float32(1.0)/power
-    _t1 = (y**_t0)
-    _t2 = _t1**power
+    # common subexpressions (2)
+    _t0 = (y**(np.float32(1.0)/power))
+    _t1 = _t0**power
     # outputs (1)
-    return -_t0*_t1*(_t2 - y)/_t2 + _t1
+    return _t0 - ((_t1 - y))*np.float32(1.0)/((_t1*power/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -360,7 +358,7 @@ def inverse_ildj_scalar_f32(y, power):
     _t2 = _t1**power
     # outputs (2)
     return (
-        -_t0*_t1*(_t2 - y)/_t2 + _t1,
+        _t1 - ((_t2 - y))*np.float32(1.0)/((_t2*power/_t1)),
         (_t0 + np.float32(-1.0))*_sf_log_f32(y) - _sf_log_f32(abs(power)),
     )
 

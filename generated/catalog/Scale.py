@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:a6db94670598443f6331deb9bdd84fc8e4cf8e7059fcd4b4b78edfc695e45fa9
+# hash:       sha256:6ed0379bff7f771d1d8bf54b5239c5200591b0bf4b6283c37ef53cc123669949
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = 'a6db94670598443f6331deb9bdd84fc8e4cf8e7059fcd4b4b78edfc695e45fa9'
+HASH = '6ed0379bff7f771d1d8bf54b5239c5200591b0bf4b6283c37ef53cc123669949'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

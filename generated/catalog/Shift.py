@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:ec0f1aa813c9ce1f66e7b6fd3c4d50cd8d0bd3e61687deaa17c352fc8e30f467
+# hash:       sha256:8a6f3814f0d26c0f4ff5745fd9e1327856930b107a094079d2c1b61154dec29a
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = 'ec0f1aa813c9ce1f66e7b6fd3c4d50cd8d0bd3e61687deaa17c352fc8e30f467'
+HASH = '8a6f3814f0d26c0f4ff5745fd9e1327856930b107a094079d2c1b61154dec29a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -loghypot(y)
-# hash:       sha256:1b0c2ea0693b98c022d72705ea71215f3b2d2221866f0f74fb5edb224b008dcb
+# hash:       sha256:2f5a0a556e241573b7bdf22b7e3d071b382780831bec09a88ebfe0f49e77d6b4
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '1b0c2ea0693b98c022d72705ea71215f3b2d2221866f0f74fb5edb224b008dcb'
+HASH = '2f5a0a556e241573b7bdf22b7e3d071b382780831bec09a88ebfe0f49e77d6b4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:171b21bbf7b71cee5de217a87b38a1e0fc66e31566c395fbaa1e11f8fbde7a3e
+# hash:       sha256:6d0f6f1916babfff5489989d786abd94ac269809af608c90a614d82d3d15edbc
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '171b21bbf7b71cee5de217a87b38a1e0fc66e31566c395fbaa1e11f8fbde7a3e'
+HASH = '6d0f6f1916babfff5489989d786abd94ac269809af608c90a614d82d3d15edbc'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

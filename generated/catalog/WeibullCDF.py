@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:dbc1d580ac8ce71b9965b96264f8e8c6ba5f99ce3b8e26d9952b8a871ca69c49
+# hash:       sha256:7732c4021ccc1ecb936e408d5144a3639652cda4651139a3b40eab15b926c9ca
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = 'dbc1d580ac8ce71b9965b96264f8e8c6ba5f99ce3b8e26d9952b8a871ca69c49'
+HASH = '7732c4021ccc1ecb936e408d5144a3639652cda4651139a3b40eab15b926c9ca'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
@@ -462,13 +462,12 @@ def forward_scalar(x, scale, concentration):
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar(y, scale, concentration):
     """x = f^-1(y), for one element."""
-    # common subexpressions (4)
-    _t0 = 1.0/concentration
-    _t1 = (scale*(-_sf_log1p(-y))**_t0)
-    _t2 = (_t1/scale)**concentration
-    _t3 = -_t2
+    # common subexpressions (3)
+    _t0 = (scale*(-_sf_log1p(-y))**(1.0/concentration))
+    _t1 = (_t0/scale)**concentration
+    _t2 = -_t1
     # outputs (1)
-    return -_t0*_t1*(-y - _sf_expm1(_t3))*_sf_exp(-_t3)/_t2 + _t1
+    return _t0 - ((-y - _sf_expm1(_t2)))*1.0/((_t1*concentration*_sf_exp(_t2)/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -510,7 +509,7 @@ def inverse_ildj_scalar(y, scale, concentration):
     _t4 = -_t3
     # outputs (2)
     return (
-        -_t1*_t2*(-y - _sf_expm1(_t4))*_sf_exp(-_t4)/_t3 + _t2,
+        _t2 - ((-y - _sf_expm1(_t4)))*1.0/((_t3*concentration*_sf_exp(_t4)/_t2)),
         _t0 + (_t1 - 1)*_sf_log(_t0) - _sf_log(concentration) + _sf_log(scale),
     )
 
@@ -540,7 +539,7 @@ def inverse_partials_scalar(y, scale, concentration):
     _t2 = 1.0/scale
     _t3 = (_t1*_t2)**concentration
     _t4 = -_t3
-    _t5 = (-_t0*_t1*(-y - _sf_expm1(_t4))*_sf_exp(-_t4)/_t3 + _t1)
+    _t5 = (_t1 - ((-y - _sf_expm1(_t4)))*1.0/((_t3*concentration*_sf_exp(_t4)/_t1)))
     _t6 = (_t2*_t5)**concentration
     _t7 = _sf_exp(-_t6)
     _t8 = _t5/(_t6*_t7)
@@ -578,7 +577,7 @@ def ildj_partials_scalar(y, scale, concentration):
     _t2 = 1.0/scale
     _t3 = (_t1*_t2)**concentration
     _t4 = -_t3
-    _t5 = (-_t0*_t1*(-y - _sf_expm1(_t4))*_sf_exp(-_t4)/_t3 + _t1)
+    _t5 = (_t1 - ((-y - _sf_expm1(_t4)))*1.0/((_t3*concentration*_sf_exp(_t4)/_t1)))
     _t6 = 1.0/_t5
     _t7 = (_t2*_t5)**concentration
     _t8 = -_t6*_t7*concentration + _t6*(concentration - 1)
@@ -606,13 +605,12 @@ def forward_scalar_f32(x, scale, concentration):
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
 def inverse_scalar_f32(y, scale, concentration):
     """x = f^-1(y), for one float32 element."""
-    # common subexpressions (4)
-    _t0 = np.float32(1.0)/concentration
-    _t1 = (scale*(-_sf_log1p_f32(-y))**_t0)
-    _t2 = (_t1/scale)**concentration
-    _t3 = -_t2
+    # common subexpressions (3)
+    _t0 = (scale*(-_sf_log1p_f32(-y))**(np.float32(1.0)/concentration))
+    _t1 = (_t0/scale)**concentration
+    _t2 = -_t1
     # outputs (1)
-    return -_t0*_t1*(-y - _sf_expm1_f32(_t3))*_sf_exp_f32(-_t3)/_t2 + _t1
+    return _t0 - ((-y - _sf_expm1_f32(_t2)))*np.float32(1.0)/((_t1*concentration*_sf_exp_f32(_t2)/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -654,7 +652,7 @@ def inverse_ildj_scalar_f32(y, scale, concentration):
     _t4 = -_t3
     # outputs (2)
     return (
-        -_t1*_t2*(-y - _sf_expm1_f32(_t4))*_sf_exp_f32(-_t4)/_t3 + _t2,
+        _t2 - ((-y - _sf_expm1_f32(_t4)))*np.float32(1.0)/((_t3*concentration*_sf_exp_f32(_t4)/_t2)),
         _t0 + (_t1 + np.float32(-1.0))*_sf_log_f32(_t0) - _sf_log_f32(concentration) + _sf_log_f32(scale),
     )
 

@@ -188,16 +188,46 @@ class Chain(Bijector):
             return self._pass(y, "inverse", "", 1, True)[1]
         return self._pass(y, "inverse", "inverse_log_det_jacobian", 1, True)[0]
 
-    def forward_and_log_det(self, x):
-        """(f(x), log|det J_f(x)|) in one pass (one kernel call when fused)."""
+    # -- public methods: a chain with network layers takes the flow's context -----------
+    def forward(self, x, context=None):
+        """y = f(x); `context` (context_size,) or (..., context_size) for a conditional flow."""
+        x = as_float_array(x, f"{self.name}.forward")
+        return _scalar_out(np.asarray(self._pass(x, "forward", "forward", 1, False, context)[0]))
+
+    def inverse(self, y, context=None):
+        """x = f^-1(y); `context` as in `forward`."""
+        y = as_float_array(y, f"{self.name}.inverse")
+        return _scalar_out(np.asarray(self._pass(y, "inverse", "inverse", 1, False, context)[0]))
+
+    def forward_log_det_jacobian(self, x, event_ndims: int | None = None, context=None):
+        """log|det J_f(x)|, summed over the last `event_ndims` axes; `context` as in
+        `forward`."""
+        if context is None:
+            return super().forward_log_det_jacobian(x, event_ndims)
+        x = as_float_array(x, f"{self.name}.forward_log_det_jacobian")
+        ldj = self._pass(x, "forward", "forward_log_det_jacobian", 1, True, context)[0]
+        return _scalar_out(self._reduce(np.asarray(ldj), event_ndims, x))
+
+    def inverse_log_det_jacobian(self, y, event_ndims: int | None = None, context=None):
+        """log|det J_{f^-1}(y)|, summed over the last `event_ndims` axes; `context` as in
+        `forward`."""
+        if context is None:
+            return super().inverse_log_det_jacobian(y, event_ndims)
+        y = as_float_array(y, f"{self.name}.inverse_log_det_jacobian")
+        ldj = self._pass(y, "inverse", "inverse_log_det_jacobian", 1, True, context)[0]
+        return _scalar_out(self._reduce(np.asarray(ldj), event_ndims, y))
+
+    def forward_and_log_det(self, x, context=None):
+        """(f(x), log|det J_f(x)|) in one pass (one kernel call when fused or composed)."""
         x = as_float_array(x, f"{self.name}.forward_and_log_det")
-        y, ldj = self._pass(x, "forward", "forward_and_log_det", 2, True)
+        y, ldj = self._pass(x, "forward", "forward_and_log_det", 2, True, context)
         return _scalar_out(np.asarray(y)), _scalar_out(np.asarray(ldj))
 
-    def inverse_and_log_det(self, y):
-        """(f^-1(y), log|det J_{f^-1}(y)|) in one pass (one kernel call when fused)."""
+    def inverse_and_log_det(self, y, context=None):
+        """(f^-1(y), log|det J_{f^-1}(y)|) in one pass (one kernel call when fused or
+        composed)."""
         y = as_float_array(y, f"{self.name}.inverse_and_log_det")
-        x, ldj = self._pass(y, "inverse", "inverse_and_log_det", 2, True)
+        x, ldj = self._pass(y, "inverse", "inverse_and_log_det", 2, True, context)
         return _scalar_out(np.asarray(x)), _scalar_out(np.asarray(ldj))
 
     def _derivative_sign(self, x):

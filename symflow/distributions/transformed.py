@@ -11,7 +11,7 @@ from symflow.codegen.fuse import BaseDensity
 from symflow.distributions.distribution import Distribution
 from symflow.distributions.mvn import MultivariateNormalDiag
 from symflow.distributions.scalar import Normal
-from symflow.errors import ShapeError, SymflowError
+from symflow.errors import ConstraintError, ShapeError, SymflowError
 from symflow.runtime.bijector import Bijector
 from symflow.runtime.composed import ComposedKernels, FlowMember, composed_kernels
 from symflow.runtime.fused import FusedKernels, fused_kernels
@@ -87,6 +87,9 @@ class TransformedDistribution(Distribution):
         #: a flow with network layers: log_prob and sample run one composed module
         self._composed = bool(getattr(bijector, "_composed", False))
         self.context_size = int(getattr(bijector, "context_size", 0) or 0)
+        #: (mean, scale) applied to every context before the networks see it, or None;
+        #: `sf.fit` sets it from the training contexts (see `with_context_standardization`)
+        self.context_standardization: tuple[np.ndarray, np.ndarray] | None = None
         self._composed_kernels: ComposedKernels | None = None
         if self._composed:
             ok = isinstance(distribution, (Normal, MultivariateNormalDiag)) and (
@@ -107,7 +110,55 @@ class TransformedDistribution(Distribution):
                 self.bijector._flow_members(n), base_member(self.distribution, n),
                 context_size=self.context_size, name=f"{self.name}({self.bijector.name})",
             )  # fmt: skip
+        std = self.context_standardization
+        if std is not None and context is not None:
+            arr = np.asarray(context, dtype=np.float64)
+            if arr.shape[-1:] == std[0].shape:  # otherwise the runner names the shape
+                context = (arr - std[0]) / std[1]
         return self._composed_kernels.run(kernel, value, context)
+
+    def with_context_standardization(self, mean, scale) -> TransformedDistribution:
+        """This flow with contexts standardized, (context - mean) / scale, before its
+        networks see them: a fixed (untrained) embedding, as sbi z-scores its conditions.
+
+        Raw simulator outputs may have scales of 1e-3 and 1e3 side by side; a network's
+        first layer trains poorly on such inputs. `sf.fit` sets this from the training
+        contexts' mean and standard deviation (`standardize_context=True`, its default
+        for a conditional flow), and `log_prob` and `sample` apply it to the contexts they
+        are given, so callers always pass raw contexts.
+
+        Args:
+            mean, scale: shape (context_size,); scale finite and > 0.
+
+        Returns:
+            A new TransformedDistribution sharing this one's bijector and kernels.
+
+        Raises:
+            ShapeError: a flow without a context, or mean/scale of the wrong shape.
+            ConstraintError: a scale that is not finite and positive, a mean not finite.
+        """
+        c = self.context_size
+        if not c:
+            raise ShapeError(
+                f"{self.name}.with_context_standardization: this flow takes no context."
+            )
+        m = np.array(mean, dtype=np.float64)
+        sd = np.array(scale, dtype=np.float64)
+        for name, arr in (("mean", m), ("scale", sd)):
+            if arr.shape != (c,):
+                raise ShapeError(
+                    f"{self.name}.with_context_standardization: `{name}` must have shape "
+                    f"({c},) (context_size); got {arr.shape}."
+                )
+        if not (np.all(np.isfinite(m)) and np.all(np.isfinite(sd)) and np.all(sd > 0)):
+            raise ConstraintError(
+                f"{self.name}.with_context_standardization: `mean` must be finite and "
+                f"`scale` finite and > 0; got mean {m}, scale {sd}."
+            )
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.context_standardization = (m, sd)
+        return clone
 
     def log_prob(self, value, context=None):
         """log p(y) = base.log_prob(f^-1(y)) + inverse_log_det_jacobian(y).

@@ -7,11 +7,13 @@ input conversion, `event_ndims` reduction and shapes. No SymPy on any of these p
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 
 import numpy as np
 
 from symflow.errors import ConstraintError, DomainError, ShapeError, SymflowError
+from symflow.runtime.ends import repair_ends
 from symflow.runtime.float32 import Float32Choice, float32_choice
 
 __all__ = [
@@ -189,7 +191,39 @@ class ElementwiseBijector(Bijector):
         bad = fn(flat, *params, out)
         if bad:
             self._raise_outside(kernel, flat, params, out, bad)
+        with np.errstate(invalid="ignore"):  # inf + -inf is nan: also a reason to look
+            total = np.add.reduce(out, axis=None)
+        if not math.isfinite(total):
+            # one reduction finds any nan or inf; inputs exactly at an end get the limit
+            # there, a nan elsewhere raises (symflow.runtime.ends)
+            self._repair_ends(kernel, flat, params, out)
         return [o.reshape(shape) for o in out]
+
+    def _interval(self, side_y: bool, pvals: list[float]) -> tuple[float, float]:
+        if side_y and hasattr(self._module, "codomain_scalar"):
+            return tuple(float(b) for b in self._module.codomain_scalar(*pvals))
+        return tuple(float(b) for b in self._describe["codomain" if side_y else "domain"])
+
+    def _repair_ends(self, kernel, flat, params, out) -> None:
+        fn = getattr(self._module, kernel)  # the float64 serial kernel
+
+        def evaluate(points, pvals):
+            values = np.empty((out.shape[0], points.shape[0]))
+            fn(points, *pvals, values)
+            return values
+
+        side_y = "inverse" in kernel
+        repair_ends(
+            self.name,
+            kernel,
+            flat,
+            params,
+            out,
+            lambda pvals: self._interval(side_y, pvals),
+            lambda pvals: self._interval(not side_y, pvals),
+            evaluate,
+            self.__dict__.setdefault("_end_limits", {}).setdefault(kernel, {}),
+        )
 
     def _raise_outside(self, kernel, flat, params, out, bad) -> None:
         side = "inverse" in kernel

@@ -401,7 +401,10 @@ def _polished_inverse(d: Derivation) -> tuple[sp.Expr, str]:
         # UnevaluatedExpr keeps the previous iterate whole: SymPy would otherwise flatten
         # x0 - q into the very sum whose cancellation the step is meant to undo.
         unit = sp.UnevaluatedExpr(current)
-        current = unit - (f.xreplace({x: unit}) - d.y) / fprime.xreplace({x: unit})
+        # The residual and f' are divided as two whole numbers: flattened into one product,
+        # Power's step multiplied x0 * (x0**p - y) first and overflowed for y > 1e234.
+        residual = sp.UnevaluatedExpr(f.xreplace({x: unit}) - d.y)
+        current = unit - residual / sp.UnevaluatedExpr(fprime.xreplace({x: unit}))
     best_worst, _, best_lost = float64_inverse_error(d, current)
     if best_lost >= lost:
         return x0, f"closed form loses up to {before:.3g} roundings beyond its conditioning"

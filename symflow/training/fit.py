@@ -295,6 +295,7 @@ def fit(
     patience: int | None = None,
     frozen=(),
     train_base: bool = False,
+    standardize_context: bool = True,
     progress: bool = True,
 ) -> FitResult:
     """Maximum-likelihood training of a flow's parameters, compiled end to end.
@@ -314,6 +315,12 @@ def fit(
         frozen: parameter names (or member prefixes like '0.Affine') not to train.
         train_base: also train the base distribution's loc and scale ('base.loc',
             'base.scale' or 'base.scale_diag'; the scale stays positive through Softplus).
+        standardize_context: for a conditional flow without a context standardization,
+            standardize every context by the training contexts' mean and standard
+            deviation (a constant coordinate: scale 1) before the networks see it; the
+            returned distribution keeps it and applies it in `log_prob` and `sample`
+            (see `TransformedDistribution.with_context_standardization`). A flow that
+            already has one keeps its own.
         progress: show a progress bar (tqdm, if installed) with the epoch's loss.
 
     Returns:
@@ -352,6 +359,12 @@ def fit(
     )
     if patience is not None and val_rows is None:
         raise ValueError("fit: early stopping (patience) needs validation data.")
+    standardization = _context_standardization(distribution, ctx, standardize_context)
+    if standardization is not None:
+        mean, scale = standardization
+        ctx = (ctx - mean) / scale
+        if val_ctx is not None:
+            val_ctx = (val_ctx - mean) / scale
     theta = kernels.theta0.copy()
     state = np.zeros((3, theta.size))
     hyper = optimizer.hyper()
@@ -418,8 +431,11 @@ def fit(
         b.name: float(q[b.q_start]) if b.size == 1 else q[b.q_start : b.q_start + b.size].copy()
         for b in plan.trained
     }
+    trained = kernels.distribution(theta)
+    if standardization is not None:
+        trained = trained.with_context_standardization(*standardization)
     return FitResult(
-        distribution=kernels.distribution(theta),
+        distribution=trained,
         history=history,
         validation_history=val_history,
         parameters=parameters,
@@ -429,6 +445,21 @@ def fit(
         compile_seconds=compile_seconds,
         blocks=[(b.name, b.size) for b in plan.trained],
     )
+
+
+def _context_standardization(distribution, ctx: np.ndarray, standardize: bool):
+    """(mean, scale) for the training contexts, the flow's own, or None (no context, or
+    not asked for)."""
+    own = getattr(distribution, "context_standardization", None)
+    if own is not None:
+        return own
+    if not standardize or ctx.shape[1] == 0:
+        return None
+    mean = ctx.mean(axis=0)
+    scale = ctx.std(axis=0)
+    flat = ~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))
+    scale[flat] = 1.0  # a constant coordinate: centred, not divided by ~0
+    return mean, scale
 
 
 def _progress(epochs: int):

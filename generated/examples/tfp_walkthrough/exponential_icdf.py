@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:d3f332ca815e5b78699b7f74bfd614a50ac9e672ea622e12795047a921e4b381
+# hash:       sha256:a88da6c55e6ee65f4c2e5bd161ebffcad35ebf6c58dc8e417288b8fb8c3f09e0
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = 'd3f332ca815e5b78699b7f74bfd614a50ac9e672ea622e12795047a921e4b381'
+HASH = 'a88da6c55e6ee65f4c2e5bd161ebffcad35ebf6c58dc8e417288b8fb8c3f09e0'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:105fa1b0fda94d1d6c602282074833d11c4f2d180a6f72806e1a78b5d9ba9eb3
+# hash:       sha256:9c6f5055acbec0e092b698d5564a38b8958fe1851af308648b6e5406902db17d
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '105fa1b0fda94d1d6c602282074833d11c4f2d180a6f72806e1a78b5d9ba9eb3'
+HASH = '9c6f5055acbec0e092b698d5564a38b8958fe1851af308648b6e5406902db17d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:a9091f6c1cd33961ccc4e9f543a330e9bea64b7a53198e4beb8e5d0be124b487
+# hash:       sha256:bdd58d7526f70a571100bf1dc05b9e30ace511476638975fda715a4f5c821813
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = 'a9091f6c1cd33961ccc4e9f543a330e9bea64b7a53198e4beb8e5d0be124b487'
+HASH = 'bdd58d7526f70a571100bf1dc05b9e30ace511476638975fda715a4f5c821813'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
