@@ -25,6 +25,9 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    # MathJax copied into the build (_static/mathjax): the pages render their maths with
+    # no network, from a file:// folder or an offline machine, not only from a CDN
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "myst_parser",
     "symflow_docs",
