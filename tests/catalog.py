@@ -41,6 +41,8 @@ CASES = {
     "GumbelCDF": Case(sfb.GumbelCDF, {"loc": 0.4, "scale": 1.7}),
     "WeibullCDF": Case(sfb.WeibullCDF, {"scale": 1.3, "concentration": 2.2}),
     "Power": Case(sfb.Power, {"power": 2.5}),
+    "SignedPower": Case(sfb.SignedPower, {"power": 3.0}),
+    "SignedPower(root)": Case(sfb.SignedPower, {"power": 0.4}),
     "PReLU": Case(sfb.PReLU, {"alpha": 0.2}),
     "Softsign": Case(sfb.Softsign),
     "Sinh": Case(sfb.Sinh),

@@ -399,8 +399,24 @@ def test_select_picks_one_side_and_never_mixes_them(compiled, cond):
     assert select(cond, 0, 3) == (0.0 if cond else 3.0)  # integer sides (printed constants)
 
 
+def test_newton_step_takes_no_step_where_the_residual_or_the_slope_is_zero():
+    for name in ("_sf_newton_step", "_sf_newton_step_f32"):
+        step = HELPERS[name].func
+        assert step(2.0, 0.0, 0.0) == 2.0  # x**3 at 0: 0/0 would be nan
+        assert step(2.0, 1.0, 0.0) == 2.0  # no slope: no step (not inf)
+        assert step(2.0, 0.0, math.nan) == 2.0  # f' printed as p*x**p/x at 0
+        assert step(2.0, 1.0, 4.0) == 1.75
+    import numba
+
+    jitted = numba.njit(HELPERS["_sf_newton_step_f32"].func)
+    assert jitted(np.float32(2.0), np.float32(1.0), np.float32(4.0)) == 1.75
+    assert jitted.nopython_signatures[0].return_type == numba.float32  # stays in float32
+
+
 def test_every_public_helper_is_covered():
-    tools = ("_sf_mul_err", "_sf_ndtri_guess", "_sf_select")  # not functions of one x
+    # not functions of one x
+    tools = ("_sf_mul_err", "_sf_ndtri_guess", "_sf_select", "_sf_newton_step",
+             "_sf_newton_step_f32")  # fmt: skip
     public = {n for n in SCALAR_HELPERS if n not in tools}
     assert set(TRUTH) == set(POINTS) == set(SPECIAL) == set(MAX_ULP) == public
 

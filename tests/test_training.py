@@ -22,7 +22,8 @@ from symflow.training import training_kernels
 #: the last member applies first), so that two training modules cover them all.
 CHAINS = {
     "real-line": ["KumaraswamyCDF", "GumbelCDF", "SinhArcsinh", "AffineScalar", "Shift",
-                  "Scale(neg)", "PReLU", "user:scaled_asinh"],
+                  "Scale(neg)", "PReLU", "SignedPower(root)", "SignedPower",
+                  "user:scaled_asinh"],
     "half-line": ["WeibullCDF", "Power", "Softplus"],
 }  # fmt: skip
 

@@ -11,7 +11,7 @@
 #   inverse:  (-shift + y)/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:277dde465006318d6155ecbeb2b9d5ad33298e54ae3a2a79cc97bddc14195f11
+# hash:       sha256:3b7bf15c14e546ee8225af4e3ce7f653760b55d68729cf8c3e1954093d73e934
 """Compiled kernels of the AffineScalar bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'AffineScalar'
 PARAMETERS = ('shift', 'scale')
-HASH = '277dde465006318d6155ecbeb2b9d5ad33298e54ae3a2a79cc97bddc14195f11'
+HASH = '3b7bf15c14e546ee8225af4e3ce7f653760b55d68729cf8c3e1954093d73e934'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  log(y)
 #   fldj:     x
 #   ildj:     -log(y)
-# hash:       sha256:c618ba27b131ee70e7621c60071b5fdbb3851ae4742b4709ffcd4d8dcd22c967
+# hash:       sha256:be111806167e0501c2384b8f043f190985b528c73b851a8bba5e2525789c1c3d
 """Compiled kernels of the Exp bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Exp'
 PARAMETERS = ()
-HASH = 'c618ba27b131ee70e7621c60071b5fdbb3851ae4742b4709ffcd4d8dcd22c967'
+HASH = 'be111806167e0501c2384b8f043f190985b528c73b851a8bba5e2525789c1c3d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

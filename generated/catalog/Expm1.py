@@ -11,7 +11,7 @@
 #   inverse:  log1p(y)
 #   fldj:     x
 #   ildj:     -log1p(y)
-# hash:       sha256:7413800383ec16186326f431290e399350ad068a4a7a7f3c6d22a32f297ff2c9
+# hash:       sha256:72ea931a68d51b518473ee02d6af4201fe4147436d0eaa8ebe508c5074b30b8c
 """Compiled kernels of the Expm1 bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Expm1'
 PARAMETERS = ()
-HASH = '7413800383ec16186326f431290e399350ad068a4a7a7f3c6d22a32f297ff2c9'
+HASH = '72ea931a68d51b518473ee02d6af4201fe4147436d0eaa8ebe508c5074b30b8c'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  loc - scale*log(-log(y))
 #   fldj:     -exp((loc - x)/scale) - log(scale) + (loc - x)/scale
 #   ildj:     log(scale) - log(y) - log(-log(y))
-# hash:       sha256:f0b98ce8362ea19de4f044bcfc04ae95dd55650a9437d5cde9e8ef0673b5df10
+# hash:       sha256:9ad9da8a67a862ba9af3fd446d978c4b541484992c85bfec9bda71a03a399b9d
 """Compiled kernels of the GumbelCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'GumbelCDF'
 PARAMETERS = ('loc', 'scale')
-HASH = 'f0b98ce8362ea19de4f044bcfc04ae95dd55650a9437d5cde9e8ef0673b5df10'
+HASH = '9ad9da8a67a862ba9af3fd446d978c4b541484992c85bfec9bda71a03a399b9d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  (-expm1(log1p(-y)/concentration0))**(1/concentration1) + Newton steps
 #   fldj:     (concentration0 - 1)*log1mexp(-concentration1*log(x)) + (concentration1 - 1)*log(x) + log(concentration0) + log(concentration1)
 #   ildj:     (-1 + 1/concentration0)*log1p(-y) + (-1 + 1/concentration1)*log1mexp(-log1p(-y)/concentration0) - log(concentration0) - log(concentration1)
-# hash:       sha256:3348d71203e46a83f3456cee87effc268eafa19cc45dee8ffd69f4612d94ff9e
+# hash:       sha256:e7208c572cc5c5a08852981145946d6706e679bdaf8b3edce5e925e7ec84ebd4
 """Compiled kernels of the KumaraswamyCDF bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'KumaraswamyCDF'
 PARAMETERS = ('concentration1', 'concentration0')
-HASH = '3348d71203e46a83f3456cee87effc268eafa19cc45dee8ffd69f4612d94ff9e'
+HASH = 'e7208c572cc5c5a08852981145946d6706e679bdaf8b3edce5e925e7ec84ebd4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -12,7 +12,7 @@
 #   fldj:     -x**2/2 - log(pi)/2 - log(2)/2
 #   ildj:     ndtri(y)**2/2 + log(2)/2 + log(pi)/2
 # float32:    forward, inverse, inverse_log_det_jacobian, forward_and_log_det, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_ndtr_v, _sf_ndtri)
-# hash:       sha256:c5fec774880730ca8920e37e67457fd03fc1d200ed313547aa61589dbaa95cf1
+# hash:       sha256:3af8b3da1d699c296c65e5d401092d33af825c92624fb1d8a1f29e1e9f5cd5fc
 """Compiled kernels of the NormalCDF bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'NormalCDF'
 PARAMETERS = ()
-HASH = 'c5fec774880730ca8920e37e67457fd03fc1d200ed313547aa61589dbaa95cf1'
+HASH = '3af8b3da1d699c296c65e5d401092d33af825c92624fb1d8a1f29e1e9f5cd5fc'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:2f9c865a6c7398c2739fa28687226ac056c228534abec670535e6bfed91e157f
+# hash:       sha256:769575e7646656ee0f05648741525a96a481daf7ec8efe855cab59fd3301e487
 """Compiled kernels of the PReLU bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'PReLU'
 PARAMETERS = ('alpha',)
-HASH = '2f9c865a6c7398c2739fa28687226ac056c228534abec670535e6bfed91e157f'
+HASH = '769575e7646656ee0f05648741525a96a481daf7ec8efe855cab59fd3301e487'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

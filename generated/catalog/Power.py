@@ -11,7 +11,7 @@
 #   inverse:  y**(1/power) + Newton steps
 #   fldj:     (power - 1)*log(x) + log(Abs(power))
 #   ildj:     (-1 + 1/power)*log(y) - log(Abs(power))
-# hash:       sha256:64a1993c6e3f8955b723cb4a8ac6bd731e3062d0005c2d7f3568a7e2924980b8
+# hash:       sha256:c7d567fed9a81ee1b015d9b08037bb6cb9b27befc65e78416afa7e4ab8263ffe
 """Compiled kernels of the Power bijector; see the header for the maths."""
 
 import math
@@ -22,14 +22,14 @@ import numpy as np
 
 NAME = 'Power'
 PARAMETERS = ('power',)
-HASH = '64a1993c6e3f8955b723cb4a8ac6bd731e3062d0005c2d7f3568a7e2924980b8'
+HASH = 'c7d567fed9a81ee1b015d9b08037bb6cb9b27befc65e78416afa7e4ab8263ffe'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
 #: and parameter values, whether it stays within a few float32 ULP before using it).
 FLOAT32_KERNELS = ('forward', 'inverse', 'forward_log_det_jacobian', 'inverse_log_det_jacobian', 'forward_and_log_det', 'inverse_and_log_det')
 
-# ---- helpers (2 requested)
+# ---- helpers (4 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -191,6 +191,22 @@ def _sf_log_f32(x):
     return np.float32(math.nan) if x < np.float32(0.0) else r
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _sf_newton_step(x0, r, s):
+    """x0 - r / s, or x0 where r or s is 0 (`symflow.symbolic.functions.newton_step`)."""
+    if r == 0.0 or s == 0.0:
+        return x0
+    return x0 - r / s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_newton_step_f32(x0, r, s):
+    """`_sf_newton_step` for float32 arguments (the same operations, in float32)."""
+    if r == 0 or s == 0:
+        return x0
+    return x0 - r / s
+
+
 # ---- scalar cores (17)
 
 
@@ -208,7 +224,7 @@ def inverse_scalar(y, power):
     _t0 = (y**(1.0/power))
     _t1 = _t0**power
     # outputs (1)
-    return _t0 - ((_t1 - y))*1.0/((_t1*power/_t0))
+    return _sf_newton_step(_t0, (_t1 - y), (_t1*power/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -244,7 +260,7 @@ def inverse_ildj_scalar(y, power):
     _t2 = _t1**power
     # outputs (2)
     return (
-        _t1 - ((_t2 - y))*1.0/((_t2*power/_t1)),
+        _sf_newton_step(_t1, (_t2 - y), (_t2*power/_t1)),
         (_t0 - 1)*_sf_log(y) - _sf_log(abs(power)),
     )
 
@@ -268,7 +284,7 @@ def inverse_partials_scalar(y, power):
     _t0 = 1.0/power
     _t1 = (y**_t0)
     _t2 = _t1**power
-    _t3 = (_t1 - ((_t2 - y))*1.0/((_t2*power/_t1)))
+    _t3 = (_sf_newton_step(_t1, (_t2 - y), (_t2*power/_t1)))
     _t4 = _t3**power
     _t5 = _t3/_t4
     # outputs (2)
@@ -296,7 +312,7 @@ def ildj_partials_scalar(y, power):
     _t1 = _t0*(power - 1)
     _t2 = (y**_t0)
     _t3 = _t2**power
-    _t4 = (_t2 - ((_t3 - y))*1.0/((_t3*power/_t2)))
+    _t4 = (_sf_newton_step(_t2, (_t3 - y), (_t3*power/_t2)))
     _t5 = 1.0/_t4
     _t6 = _t4**power
     _t7 = 1/(_t5*_t6)
@@ -322,7 +338,7 @@ def inverse_scalar_f32(y, power):
     _t0 = (y**(np.float32(1.0)/power))
     _t1 = _t0**power
     # outputs (1)
-    return _t0 - ((_t1 - y))*np.float32(1.0)/((_t1*power/_t0))
+    return _sf_newton_step_f32(_t0, (_t1 - y), (_t1*power/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -358,7 +374,7 @@ def inverse_ildj_scalar_f32(y, power):
     _t2 = _t1**power
     # outputs (2)
     return (
-        _t1 - ((_t2 - y))*np.float32(1.0)/((_t2*power/_t1)),
+        _sf_newton_step_f32(_t1, (_t2 - y), (_t2*power/_t1)),
         (_t0 + np.float32(-1.0))*_sf_log_f32(y) - _sf_log_f32(abs(power)),
     )
 

@@ -11,7 +11,7 @@
 #   inverse:  y/scale
 #   fldj:     log(Abs(scale))
 #   ildj:     -log(Abs(scale))
-# hash:       sha256:6ed0379bff7f771d1d8bf54b5239c5200591b0bf4b6283c37ef53cc123669949
+# hash:       sha256:d25c132a03a90d061a830f21a21a7c88c5d28ebc466c959eb37f6258db8ae13d
 """Compiled kernels of the Scale bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Scale'
 PARAMETERS = ('scale',)
-HASH = '6ed0379bff7f771d1d8bf54b5239c5200591b0bf4b6283c37ef53cc123669949'
+HASH = 'd25c132a03a90d061a830f21a21a7c88c5d28ebc466c959eb37f6258db8ae13d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  -shift + y
 #   fldj:     0
 #   ildj:     0
-# hash:       sha256:8a6f3814f0d26c0f4ff5745fd9e1327856930b107a094079d2c1b61154dec29a
+# hash:       sha256:200f4d8a9a754f92657c4112aed6e4b77b5761ee428fb34c7664a5bead7847ee
 """Compiled kernels of the Shift bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Shift'
 PARAMETERS = ('shift',)
-HASH = '8a6f3814f0d26c0f4ff5745fd9e1327856930b107a094079d2c1b61154dec29a'
+HASH = '200f4d8a9a754f92657c4112aed6e4b77b5761ee428fb34c7664a5bead7847ee'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 65536
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  logit(y)
 #   fldj:     -softplus(-x) - softplus(x)
 #   ildj:     -log(y) - log1p(-y)
-# hash:       sha256:703ff743f2b776027c76f46adb2e4311bd9a7dec451b1abac90099b1a4a8ce80
+# hash:       sha256:a002d705f926a393aea1c62b9d3ce3001b38e93dc7e66c062c474be5f71aa65a
 """Compiled kernels of the Sigmoid bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sigmoid'
 PARAMETERS = ()
-HASH = '703ff743f2b776027c76f46adb2e4311bd9a7dec451b1abac90099b1a4a8ce80'
+HASH = 'a002d705f926a393aea1c62b9d3ce3001b38e93dc7e66c062c474be5f71aa65a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  asinh(y)
 #   fldj:     logcosh(x)
 #   ildj:     -loghypot(y)
-# hash:       sha256:2f5a0a556e241573b7bdf22b7e3d071b382780831bec09a88ebfe0f49e77d6b4
+# hash:       sha256:b45413347ae7d0acb1f02981d7c45d2ff3ffaed6e40c2d2be22541bf67264a5d
 """Compiled kernels of the Sinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Sinh'
 PARAMETERS = ()
-HASH = '2f5a0a556e241573b7bdf22b7e3d071b382780831bec09a88ebfe0f49e77d6b4'
+HASH = 'b45413347ae7d0acb1f02981d7c45d2ff3ffaed6e40c2d2be22541bf67264a5d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

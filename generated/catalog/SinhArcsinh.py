@@ -11,7 +11,7 @@
 #   inverse:  -sinh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight)
 #   fldj:     log(tailweight) + logcosh(tailweight*(skewness + asinh(x))) - loghypot(x) - logsinh(tailweight*asinh(2)) + log(2)
 #   ildj:     -log(tailweight) + logcosh(skewness - asinh(y*sinh(tailweight*asinh(2))/2)/tailweight) - loghypot(y*sinh(tailweight*asinh(2))/2) + logsinh(tailweight*asinh(2)) - log(2)
-# hash:       sha256:417f72e3cc5d13ce2e7d2aa0d7fa8ad1dd9b7bcec2907c5078728c4607f70da5
+# hash:       sha256:c1a7e315d0c1488c08365693ef6be994afc80f5a9b9e024a3920855388f6561d
 """Compiled kernels of the SinhArcsinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'SinhArcsinh'
 PARAMETERS = ('skewness', 'tailweight')
-HASH = '417f72e3cc5d13ce2e7d2aa0d7fa8ad1dd9b7bcec2907c5078728c4607f70da5'
+HASH = 'c1a7e315d0c1488c08365693ef6be994afc80f5a9b9e024a3920855388f6561d'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

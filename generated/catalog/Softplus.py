@@ -11,7 +11,7 @@
 #   inverse:  hinge_softness*softplus_inverse(y/hinge_softness)
 #   fldj:     -softplus(-x/hinge_softness)
 #   ildj:     -log1mexp(y/hinge_softness)
-# hash:       sha256:3f05a201dfd15247521b820cefbc2e7ce5ed87ba7ef558009df04861def74476
+# hash:       sha256:24b1ef0ad2862a138932b8298a5245a6ad6439c21a9e35bbe8cf3c1cfeae6f96
 """Compiled kernels of the Softplus bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softplus'
 PARAMETERS = ('hinge_softness',)
-HASH = '3f05a201dfd15247521b820cefbc2e7ce5ed87ba7ef558009df04861def74476'
+HASH = '24b1ef0ad2862a138932b8298a5245a6ad6439c21a9e35bbe8cf3c1cfeae6f96'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

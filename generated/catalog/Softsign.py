@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((-y/(y - 1), y >= 0), (y/(y + 1), True))
 #   fldj:     -2*log1p(Abs(x))
 #   ildj:     Piecewise((-2*log1p(-y), y >= 0), (-2*log1p(y), True))
-# hash:       sha256:07fbaf62a92fdcdc4633f3c9f956c4622793ce716773521e15de64cb353917db
+# hash:       sha256:8bc2338f85dd39bbf07aebed0cd316e873eaf3c68abe4f066b1ad01d3d47113b
 """Compiled kernels of the Softsign bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Softsign'
 PARAMETERS = ()
-HASH = '07fbaf62a92fdcdc4633f3c9f956c4622793ce716773521e15de64cb353917db'
+HASH = '8bc2338f85dd39bbf07aebed0cd316e873eaf3c68abe4f066b1ad01d3d47113b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  atanh(y)
 #   fldj:     -2*logcosh(x)
 #   ildj:     -log1p(-y) - log1p(y)
-# hash:       sha256:6d0f6f1916babfff5489989d786abd94ac269809af608c90a614d82d3d15edbc
+# hash:       sha256:0205f436e720e4cd5bebf7e96a60937dae43a3f79a797c7d5896a66f708dddbb
 """Compiled kernels of the Tanh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'Tanh'
 PARAMETERS = ()
-HASH = '6d0f6f1916babfff5489989d786abd94ac269809af608c90a614d82d3d15edbc'
+HASH = '0205f436e720e4cd5bebf7e96a60937dae43a3f79a797c7d5896a66f708dddbb'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  scale*(-log1p(-y))**(1/concentration) + Newton steps
 #   fldj:     -concentration*log(scale) - (x/scale)**concentration + (concentration - 1)*log(x) + log(concentration)
 #   ildj:     (-1 + 1/concentration)*log(-log1p(-y)) - log(concentration) + log(scale) - log1p(-y)
-# hash:       sha256:7732c4021ccc1ecb936e408d5144a3639652cda4651139a3b40eab15b926c9ca
+# hash:       sha256:695beb6966634e6831c8b2d597aa7964e4ad6a4a6a16c23f12ce4755e60079c4
 """Compiled kernels of the WeibullCDF bijector; see the header for the maths."""
 
 import math
@@ -22,14 +22,14 @@ import numpy as np
 
 NAME = 'WeibullCDF'
 PARAMETERS = ('scale', 'concentration')
-HASH = '7732c4021ccc1ecb936e408d5144a3639652cda4651139a3b40eab15b926c9ca'
+HASH = '695beb6966634e6831c8b2d597aa7964e4ad6a4a6a16c23f12ce4755e60079c4'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
 #: and parameter values, whether it stays within a few float32 ULP before using it).
 FLOAT32_KERNELS = ('forward', 'inverse', 'forward_log_det_jacobian', 'inverse_log_det_jacobian', 'forward_and_log_det', 'inverse_and_log_det')
 
-# ---- helpers (8 requested)
+# ---- helpers (10 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -449,6 +449,22 @@ def _sf_log_f32(x):
     return np.float32(math.nan) if x < np.float32(0.0) else r
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _sf_newton_step(x0, r, s):
+    """x0 - r / s, or x0 where r or s is 0 (`symflow.symbolic.functions.newton_step`)."""
+    if r == 0.0 or s == 0.0:
+        return x0
+    return x0 - r / s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_newton_step_f32(x0, r, s):
+    """`_sf_newton_step` for float32 arguments (the same operations, in float32)."""
+    if r == 0 or s == 0:
+        return x0
+    return x0 - r / s
+
+
 # ---- scalar cores (17)
 
 
@@ -467,7 +483,7 @@ def inverse_scalar(y, scale, concentration):
     _t1 = (_t0/scale)**concentration
     _t2 = -_t1
     # outputs (1)
-    return _t0 - ((-y - _sf_expm1(_t2)))*1.0/((_t1*concentration*_sf_exp(_t2)/_t0))
+    return _sf_newton_step(_t0, (-y - _sf_expm1(_t2)), (_t1*concentration*_sf_exp(_t2)/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -509,7 +525,7 @@ def inverse_ildj_scalar(y, scale, concentration):
     _t4 = -_t3
     # outputs (2)
     return (
-        _t2 - ((-y - _sf_expm1(_t4)))*1.0/((_t3*concentration*_sf_exp(_t4)/_t2)),
+        _sf_newton_step(_t2, (-y - _sf_expm1(_t4)), (_t3*concentration*_sf_exp(_t4)/_t2)),
         _t0 + (_t1 - 1)*_sf_log(_t0) - _sf_log(concentration) + _sf_log(scale),
     )
 
@@ -539,7 +555,7 @@ def inverse_partials_scalar(y, scale, concentration):
     _t2 = 1.0/scale
     _t3 = (_t1*_t2)**concentration
     _t4 = -_t3
-    _t5 = (_t1 - ((-y - _sf_expm1(_t4)))*1.0/((_t3*concentration*_sf_exp(_t4)/_t1)))
+    _t5 = (_sf_newton_step(_t1, (-y - _sf_expm1(_t4)), (_t3*concentration*_sf_exp(_t4)/_t1)))
     _t6 = (_t2*_t5)**concentration
     _t7 = _sf_exp(-_t6)
     _t8 = _t5/(_t6*_t7)
@@ -577,7 +593,7 @@ def ildj_partials_scalar(y, scale, concentration):
     _t2 = 1.0/scale
     _t3 = (_t1*_t2)**concentration
     _t4 = -_t3
-    _t5 = (_t1 - ((-y - _sf_expm1(_t4)))*1.0/((_t3*concentration*_sf_exp(_t4)/_t1)))
+    _t5 = (_sf_newton_step(_t1, (-y - _sf_expm1(_t4)), (_t3*concentration*_sf_exp(_t4)/_t1)))
     _t6 = 1.0/_t5
     _t7 = (_t2*_t5)**concentration
     _t8 = -_t6*_t7*concentration + _t6*(concentration - 1)
@@ -610,7 +626,7 @@ def inverse_scalar_f32(y, scale, concentration):
     _t1 = (_t0/scale)**concentration
     _t2 = -_t1
     # outputs (1)
-    return _t0 - ((-y - _sf_expm1_f32(_t2)))*np.float32(1.0)/((_t1*concentration*_sf_exp_f32(_t2)/_t0))
+    return _sf_newton_step_f32(_t0, (-y - _sf_expm1_f32(_t2)), (_t1*concentration*_sf_exp_f32(_t2)/_t0))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -652,7 +668,7 @@ def inverse_ildj_scalar_f32(y, scale, concentration):
     _t4 = -_t3
     # outputs (2)
     return (
-        _t2 - ((-y - _sf_expm1_f32(_t4)))*np.float32(1.0)/((_t3*concentration*_sf_exp_f32(_t4)/_t2)),
+        _sf_newton_step_f32(_t2, (-y - _sf_expm1_f32(_t4)), (_t3*concentration*_sf_exp_f32(_t4)/_t2)),
         _t0 + (_t1 + np.float32(-1.0))*_sf_log_f32(_t0) - _sf_log_f32(concentration) + _sf_log_f32(scale),
     )
 

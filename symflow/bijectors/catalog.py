@@ -7,6 +7,7 @@ does: `Shift(1.0).forward(x)`.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from symflow.runtime.declared import bijector
@@ -25,6 +26,7 @@ __all__ = [
     "Scale",
     "Shift",
     "Sigmoid",
+    "SignedPower",
     "Sinh",
     "SinhArcsinh",
     "Softplus",
@@ -111,10 +113,28 @@ def WeibullCDF(x, scale: Positive = 1.0, concentration: Positive = 1.0):  # noqa
     return 1 - sp.exp(-((x / scale) ** concentration))
 
 
+@bijector
+def SignedPower(x, power: Positive):  # noqa: N802
+    """y = sign(x) |x|**power on the whole real line: `Power` for an odd integer power."""
+    return sp.Piecewise((x**power, x >= 0), (-((-x) ** power), True))
+
+
+def _odd_positive_integer(values) -> bool:
+    p = np.asarray(values["power"])
+    # from 3: Power(1) is the identity, whose log-det (p - 1) log|x| is 0 * -inf at 0
+    return bool(np.all((p >= 3) & (p == np.round(p)) & (np.mod(p, 2) == 1)))
+
+
 @bijector(domain=Positive)
 def Power(x, power: NonZero):  # noqa: N802
-    """y = x**power on x > 0 (a negative power reverses the order)."""
+    """y = x**power on x > 0 (a negative power reverses the order); for an odd integer
+    power from 3, as TFP, on the whole real line (bound as `SignedPower`)."""
     return x**power
+
+
+Power = Power.extend_where(
+    SignedPower, _odd_positive_integer, "an odd integer power from 3: the whole real line"
+)
 
 
 @bijector
@@ -158,6 +178,7 @@ CATALOG = {
         GumbelCDF,
         WeibullCDF,
         Power,
+        SignedPower,
         PReLU,
         Softsign,
         Sinh,

@@ -493,6 +493,20 @@ def _sf_select(c, a, b):
     return _sf_from_bits((_sf_as_bits(float(a)) & m) | (_sf_as_bits(float(b)) & ~m))
 
 
+def _sf_newton_step(x0, r, s):
+    """x0 - r / s, or x0 where r or s is 0 (`symflow.symbolic.functions.newton_step`)."""
+    if r == 0.0 or s == 0.0:
+        return x0
+    return x0 - r / s
+
+
+def _sf_newton_step_f32(x0, r, s):
+    """`_sf_newton_step` for float32 arguments (the same operations, in float32)."""
+    if r == 0 or s == 0:
+        return x0
+    return x0 - r / s
+
+
 # Registry
 
 
@@ -519,6 +533,8 @@ SCALAR_HELPERS: dict[str, Helper] = {
         _helper(_sf_logsinh, _sf_exp, _sf_log, _sf_log1p, _sf_mul_err, inline=True),
         _helper(_sf_cbrt, _sf_mul_err),
         _helper(_sf_select, _sf_as_bits, _sf_from_bits),
+        _helper(_sf_newton_step),
+        _helper(_sf_newton_step_f32),
     )
 }
 """The scalar special functions of this module, keyed by name."""

@@ -75,7 +75,10 @@ class KernelPrinter(PythonCodePrinter):
         self.branch_free = branch_free
 
     def _print_Piecewise(self, expr):  # noqa: N802
-        if not self.branch_free or self.float32:
+        # a Piecewise of conditions (x >= 0 where x is itself a Piecewise, as CSE leaves
+        # it) picks a bool: the bit-mask select is for floats
+        boolean = all(isinstance(v, sp.logic.boolalg.Boolean) for v, _ in expr.args)
+        if not self.branch_free or self.float32 or boolean:
             return super()._print_Piecewise(expr)
         *pieces, (last, last_cond) = expr.args
         text = self._select_arg(last) if last_cond == sp.true else "math.nan"

@@ -28,7 +28,7 @@ from symflow.checks import (
 )
 from symflow.codegen.emit import KernelPlan, emit_module
 from symflow.codegen.hashing import spec_hash
-from symflow.errors import ConstraintError
+from symflow.errors import ConstraintError, DeclarationError
 from symflow.runtime.accuracy import accuracy_report
 from symflow.runtime.bijector import ElementwiseBijector, validate_parameter
 from symflow.runtime.loader import CacheEntry, read_entry, write_entry
@@ -36,6 +36,7 @@ from symflow.stabilize import stabilize, stabilize_derivation, stabilize_forward
 from symflow.symbolic import functions as _functions
 from symflow.symbolic.derive import Derivation, derivative, derive, derive_partials
 from symflow.symbolic.dsl import spec_from_expr, spec_from_function
+from symflow.symbolic.functions import newton_step
 from symflow.symbolic.spec import BijectorSpec, Constraint, Real
 
 __all__ = ["DeclaredBijector", "bijector", "build_plan"]
@@ -46,6 +47,7 @@ _SYMPY_NS = {
     "log1p": log1p,
     "expm1": expm1,
     "hypot": hypot,
+    "newton_step": newton_step,
 }
 
 
@@ -88,6 +90,8 @@ class DeclaredBijector:
         self._name = name or getattr(fn, "__name__", None) or (spec.name if spec else "bijector")
         self._spec = spec
         self._entry: CacheEntry | None = None
+        #: (extension, where, description): see `extend_where`
+        self._extensions: tuple = ()
         self.__doc__ = getattr(fn, "__doc__", None) or self.__doc__
 
     @classmethod
@@ -248,12 +252,45 @@ class DeclaredBijector:
                     )
                 values[p.name] = p.default
             bound[p.name] = validate_parameter(self.name, p.name, values[p.name], p.constraint)
+        for extension, where, _ in self._extensions:
+            if where(bound):
+                bound_ext = extension(**bound)
+                bound_ext.name = self.name
+                return bound_ext
         entry = self.compile()
         describe = {
             "domain": (spec.domain.lo_float, spec.domain.hi_float),
             "codomain": (float("-inf"), float("inf")),
         }
         return ElementwiseBijector(self.name, entry.module, bound, describe, declared=self)
+
+    def extend_where(self, extension: DeclaredBijector, where, description: str):
+        """Binds `extension` instead of this map for parameter values where `where` holds.
+
+        For a map whose natural domain grows for some parameter values (TFP's `Power`:
+        x**p on x > 0, but on the whole line for an odd integer p), declare the larger
+        map separately, agreeing with this one on this one's domain and taking the same
+        parameters; binding values for which `where(values)` is true (values: the
+        validated parameter arrays, by name) returns the extension's bijector under this
+        name. Both maps are derived and checked as always; `tests/test_catalog.py` checks
+        that they agree.
+
+        Returns:
+            self, for use at declaration: `Power = Power.extend_where(SignedPower, ...)`.
+        """
+        if tuple(extension.spec.parameter_names) != tuple(self.spec.parameter_names):
+            raise DeclarationError(
+                f"{self.name}.extend_where: the extension {extension.name} takes parameters "
+                f"{list(extension.spec.parameter_names)}, this map "
+                f"{list(self.spec.parameter_names)}; they must be the same."
+            )
+        self._extensions = (*self._extensions, (extension, where, description))
+        return self
+
+    @property
+    def extensions(self) -> tuple:
+        """(extension, description) for each map registered by `extend_where`."""
+        return tuple((e, d) for e, _, d in self._extensions)
 
     def __repr__(self) -> str:
         return f"<symflow declared bijector {self.name}: y = {self.forward_expr}>"
@@ -404,7 +441,10 @@ def _polished_inverse(d: Derivation) -> tuple[sp.Expr, str]:
         # The residual and f' are divided as two whole numbers: flattened into one product,
         # Power's step multiplied x0 * (x0**p - y) first and overflowed for y > 1e234.
         residual = sp.UnevaluatedExpr(f.xreplace({x: unit}) - d.y)
-        current = unit - residual / sp.UnevaluatedExpr(fprime.xreplace({x: unit}))
+        slope = sp.UnevaluatedExpr(fprime.xreplace({x: unit}))
+        # newton_step: no step where the residual or f' is 0 (x**3 at 0, inside the
+        # domain: the plain step is 0/0 there, where the closed form is exact)
+        current = newton_step(unit, residual, slope)
     best_worst, _, best_lost = float64_inverse_error(d, current)
     if best_lost >= lost:
         return x0, f"closed form loses up to {before:.3g} roundings beyond its conditioning"

@@ -40,6 +40,7 @@ __all__ = [
     "logit",
     "logsinh",
     "ndtr",
+    "newton_step",
     "ndtri",
     "sigmoid",
     "softplus",
@@ -650,6 +651,47 @@ def _mp_erfcinv(w):
     return -_mp_ndtri(mpmath.mpmathify(w) / 2) / mpmath.sqrt(2)
 
 
+class newton_step(sp.Function):  # noqa: N801
+    """newton_step(x0, r, s) = x0 - r / s, one Newton step from x0 with residual r and slope
+    s, except that it is x0 where r or s is 0 (no step is needed, or none can be taken).
+
+    The inverse's Newton polish (`symflow.runtime.declared`) computes x0 - (f(x0) - y) /
+    f'(x0). Where f' vanishes inside the domain (x**3 at 0) the plain step is 0/0 = nan at
+    the one input where the closed form x0 is exact; a SymPy Piecewise on r == 0 cannot
+    stand in (SymPy tries to decide the condition, evaluating symflow's functions).
+    """
+
+    nargs = 3
+    numba_helper = "_sf_newton_step"
+
+    @classmethod
+    def definition(cls, x0, r, s):
+        return x0 - r / s
+
+    @staticmethod
+    def mp(x0, r, s):
+        return x0 if (r == 0 or s == 0) else x0 - r / s
+
+    def fdiff(self, argindex=1):
+        _, r, s = self.args
+        return (sp.S.One, -1 / s, r / s**2)[argindex - 1]
+
+    def _eval_evalf(self, prec):
+        args = [a._eval_evalf(prec) for a in self.args]
+        if any(a is None or not a.is_Number for a in args):
+            return None
+        with mpmath.workprec(prec):
+            value = self.mp(*(mpmath.mpmathify(a) for a in args))
+        return sp.Expr._from_mpmath(mpmath.mpmathify(value), prec)
+
+    def _eval_is_real(self):
+        return _true_or_none(all(a.is_real for a in self.args))
+
+    def _latex(self, printer):
+        x0, r, s = (printer._print(a) for a in self.args)
+        return rf"\left({x0} - \frac{{{r}}}{{{s}}}\right)"
+
+
 #: Every stable function class, in the order the module defines them.
 FUNCTIONS = (
     softplus,
@@ -672,6 +714,7 @@ _CFUNCTION_DEFINITIONS = {
     log1p: lambda u: sp.log(1 + u),
     expm1: lambda u: sp.exp(u) - 1,
     hypot: lambda a, b: sp.sqrt(a**2 + b**2),
+    newton_step: newton_step.definition,
 }
 
 
@@ -695,7 +738,7 @@ def as_definitions(expr: sp.Expr) -> sp.Expr:
     return sp.sympify(expr).replace(_is_defined, _definition)
 
 
-for _cls in FUNCTIONS:
+for _cls in (*FUNCTIONS, newton_step):
     register_mpmath(_cls.__name__, _cls.mp)
 # mp_function already evaluates log1p, expm1 and hypot (mpmath has all three); SymPy's
 # erfcinv has no mpmath counterpart, and the ndtri rule rewrites it, so it needs one.

@@ -11,7 +11,7 @@
 #   inverse:  -expm1(-rate*y)
 #   fldj:     -log(rate) - log1p(-u)
 #   ildj:     -rate*y + log(rate)
-# hash:       sha256:a88da6c55e6ee65f4c2e5bd161ebffcad35ebf6c58dc8e417288b8fb8c3f09e0
+# hash:       sha256:3b81e349ca5ef24b9e1838846da54d799c7e88d376fed07d29234c7f1638a6a0
 """Compiled kernels of the exponential_icdf bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'exponential_icdf'
 PARAMETERS = ('rate',)
-HASH = 'a88da6c55e6ee65f4c2e5bd161ebffcad35ebf6c58dc8e417288b8fb8c3f09e0'
+HASH = '3b81e349ca5ef24b9e1838846da54d799c7e88d376fed07d29234c7f1638a6a0'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

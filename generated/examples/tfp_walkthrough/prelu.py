@@ -11,7 +11,7 @@
 #   inverse:  Piecewise((y, y >= 0), (y/alpha, True))
 #   fldj:     Piecewise((0, x >= 0), (log(alpha), True))
 #   ildj:     Piecewise((0, y >= 0), (-log(alpha), True))
-# hash:       sha256:ac126bd2ac1d127dc1840dafb53be71c859b7a3bb836237c282973ceac6a63a2
+# hash:       sha256:42545d8737e6cc4cf85b36dfb4926af756b702809040123f0d7150602c2f8241
 """Compiled kernels of the prelu bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'prelu'
 PARAMETERS = ('alpha',)
-HASH = 'ac126bd2ac1d127dc1840dafb53be71c859b7a3bb836237c282973ceac6a63a2'
+HASH = '42545d8737e6cc4cf85b36dfb4926af756b702809040123f0d7150602c2f8241'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -8,7 +8,7 @@
 #   theta[5:9] -> q[5:9]  0.Affine.scale_perturb_factor
 #   theta[9:10] -> q[11:12]  1.prelu.alpha
 # The loss's code: one fused loop over rows.
-# hash:       sha256:fa969bf8d82b0e72811e572f8a09c4ae564d4961de82792948a9ad098826b199
+# hash:       sha256:a190208e7c8fef96f3b9d2163544213e02e8a31195a8058974a43ce470042552
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -21,7 +21,7 @@ N = 2
 CONTEXT_SIZE = 0
 N_Q = 16
 BLOCK_ROWS = 256
-HASH = 'fa969bf8d82b0e72811e572f8a09c4ae564d4961de82792948a9ad098826b199'
+HASH = 'a190208e7c8fef96f3b9d2163544213e02e8a31195a8058974a43ce470042552'
 N_THETA = 10
 #: the q index of each θ entry
 THETA_Q = np.array((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), dtype=np.int64)
@@ -314,8 +314,8 @@ def _sf_softplus_inverse(y):
 # ---- members' functions
 
 @numba.njit(cache=True, error_model="numpy")
-def _tf_prelu_ac126bd2_constants(alpha):
-    """prelu (declared; key ac126bd2ac1d127d): its parameter-only terms."""
+def _tf_prelu_42545d87_constants(alpha):
+    """prelu (declared; key 42545d8737e6cc4c): its parameter-only terms."""
     _k0 = 1.0/alpha
     _k1 = -_sf_log(alpha)
     _k2 = _sf_log(alpha)
@@ -324,8 +324,8 @@ def _tf_prelu_ac126bd2_constants(alpha):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tf_prelu_ac126bd2_inverse(_y, alpha, _k0, _k1, _k2, _k3):
-    """prelu (declared; key ac126bd2ac1d127d): x = g(y) and log|dx/dy|."""
+def _tf_prelu_42545d87_inverse(_y, alpha, _k0, _k1, _k2, _k3):
+    """prelu (declared; key 42545d8737e6cc4c): x = g(y) and log|dx/dy|."""
     _t0 = (_y >= 0)
     _x = _sf_select(_t0, _y, _k0*_y)
     _ildj = _sf_select(_t0, 0.0, _k1)
@@ -333,8 +333,8 @@ def _tf_prelu_ac126bd2_inverse(_y, alpha, _k0, _k1, _k2, _k3):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tf_prelu_ac126bd2_forward(_x, alpha, _k0, _k1, _k2, _k3):
-    """prelu (declared; key ac126bd2ac1d127d): y = f(x) and log|dy/dx|."""
+def _tf_prelu_42545d87_forward(_x, alpha, _k0, _k1, _k2, _k3):
+    """prelu (declared; key 42545d8737e6cc4c): y = f(x) and log|dy/dx|."""
     _t0 = (_x >= 0)
     _y = _sf_select(_t0, _x, _x*alpha)
     _fldj = _sf_select(_t0, 0.0, _k2)
@@ -342,8 +342,8 @@ def _tf_prelu_ac126bd2_forward(_x, alpha, _k0, _k1, _k2, _k3):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tf_prelu_ac126bd2_backward(_y, alpha, _k0, _k1, _k2, _k3):
-    """prelu (declared; key ac126bd2ac1d127d): x = g(y), log|dx/dy|, and both differentiated with respect to (y, alpha)."""
+def _tf_prelu_42545d87_backward(_y, alpha, _k0, _k1, _k2, _k3):
+    """prelu (declared; key 42545d8737e6cc4c): x = g(y), log|dx/dy|, and both differentiated with respect to (y, alpha)."""
     _t0 = (_y >= 0)
     _x = _sf_select(_t0, _y, _k0*_y)
     _ildj = _sf_select(_t0, 0.0, _k1)
@@ -421,7 +421,7 @@ def loss_and_gq(q, data, context, rows, gq, w):
     _C0_1 = 0.0
     # member 1: prelu: parameters and their constant terms
     _p0_1 = q[11]
-    (_k0_1, _k1_1, _k2_1, _k3_1,) = _tf_prelu_ac126bd2_constants(_p0_1)
+    (_k0_1, _k1_1, _k2_1, _k3_1,) = _tf_prelu_42545d87_constants(_p0_1)
     _g0_1 = 0.0
     # base MultivariateNormalDiag: loc and scale
     _bl0 = q[12]
@@ -446,9 +446,9 @@ def loss_and_gq(q, data, context, rows, gq, w):
         _v1_0 = _m0_00 * (_v0_0 - _s0_0) + _m0_01 * (_v0_1 - _s0_1)
         _v1_1 = _m0_10 * (_v0_0 - _s0_0) + _m0_11 * (_v0_1 - _s0_1)
         # member 1: prelu, inverse per coordinate
-        (_v2_0, _il, _dxdy1_0, _dxdp1_0_0, _dldy1_0, _dldp1_0_0,) = _tf_prelu_ac126bd2_backward(_v1_0, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
+        (_v2_0, _il, _dxdy1_0, _dxdp1_0_0, _dldy1_0, _dldp1_0_0,) = _tf_prelu_42545d87_backward(_v1_0, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
         _lp += _il
-        (_v2_1, _il, _dxdy1_1, _dxdp1_1_0, _dldy1_1, _dldp1_1_0,) = _tf_prelu_ac126bd2_backward(_v1_1, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
+        (_v2_1, _il, _dxdy1_1, _dxdp1_1_0, _dldy1_1, _dldp1_1_0,) = _tf_prelu_42545d87_backward(_v1_1, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
         _lp += _il
         # base: MultivariateNormalDiag; c = d(-log p)/dx
         _z0 = (_v2_0 - _bl0) * _bi0
@@ -557,7 +557,7 @@ def loss_and_gq_rows_parallel(q, data, context, rows, gq, w):
     _C0_1 = 0.0
     # member 1: prelu: parameters and their constant terms
     _p0_1 = q[11]
-    (_k0_1, _k1_1, _k2_1, _k3_1,) = _tf_prelu_ac126bd2_constants(_p0_1)
+    (_k0_1, _k1_1, _k2_1, _k3_1,) = _tf_prelu_42545d87_constants(_p0_1)
     _g0_1 = 0.0
     # base MultivariateNormalDiag: loc and scale
     _bl0 = q[12]
@@ -582,9 +582,9 @@ def loss_and_gq_rows_parallel(q, data, context, rows, gq, w):
         _v1_0 = _m0_00 * (_v0_0 - _s0_0) + _m0_01 * (_v0_1 - _s0_1)
         _v1_1 = _m0_10 * (_v0_0 - _s0_0) + _m0_11 * (_v0_1 - _s0_1)
         # member 1: prelu, inverse per coordinate
-        (_v2_0, _il, _dxdy1_0, _dxdp1_0_0, _dldy1_0, _dldp1_0_0,) = _tf_prelu_ac126bd2_backward(_v1_0, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
+        (_v2_0, _il, _dxdy1_0, _dxdp1_0_0, _dldy1_0, _dldp1_0_0,) = _tf_prelu_42545d87_backward(_v1_0, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
         _lp += _il
-        (_v2_1, _il, _dxdy1_1, _dxdp1_1_0, _dldy1_1, _dldp1_1_0,) = _tf_prelu_ac126bd2_backward(_v1_1, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
+        (_v2_1, _il, _dxdy1_1, _dxdp1_1_0, _dldy1_1, _dldp1_1_0,) = _tf_prelu_42545d87_backward(_v1_1, _p0_1, _k0_1, _k1_1, _k2_1, _k3_1)
         _lp += _il
         # base: MultivariateNormalDiag; c = d(-log p)/dx
         _z0 = (_v2_0 - _bl0) * _bi0

@@ -11,7 +11,7 @@
 #   inverse:  -Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True)) + Newton steps
 #   fldj:     2*loghypot(sqrt(3)*x)
 #   ildj:     -2*loghypot(sqrt(3)*(-Piecewise((3*2**(1/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(1/3), y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(1/3), True))/3 + Piecewise((2**(2/3)*((27*y + hypot(6*sqrt(3), 27*y))**(-1))**(-1/3)/6, y > 0), ((-27*y/2 + hypot(6*sqrt(3), 27*y)/2)**(-1/3), True))))
-# hash:       sha256:932623e0bf892e0902787b86b2b1ae79a9f1af58ebe303c1c4454da83cdb7a3c
+# hash:       sha256:bd7b5b5b58c3b11f9f6e0353f7072f52e836c922a5de524ced2778608bf90b43
 """Compiled kernels of the cubic bijector; see the header for the maths."""
 
 import math
@@ -22,14 +22,14 @@ import numpy as np
 
 NAME = 'cubic'
 PARAMETERS = ()
-HASH = '932623e0bf892e0902787b86b2b1ae79a9f1af58ebe303c1c4454da83cdb7a3c'
+HASH = 'bd7b5b5b58c3b11f9f6e0353f7072f52e836c922a5de524ced2778608bf90b43'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
 #: and parameter values, whether it stays within a few float32 ULP before using it).
 FLOAT32_KERNELS = ('forward', 'inverse', 'forward_log_det_jacobian', 'inverse_log_det_jacobian', 'forward_and_log_det', 'inverse_and_log_det')
 
-# ---- helpers (4 requested)
+# ---- helpers (6 requested)
 
 @numba.extending.intrinsic
 def _sf_as_bits(typingctx, x):
@@ -304,6 +304,22 @@ def _sf_loghypot_f32(x):
     return a if not (a < np.float32(math.inf)) else r
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _sf_newton_step(x0, r, s):
+    """x0 - r / s, or x0 where r or s is 0 (`symflow.symbolic.functions.newton_step`)."""
+    if r == 0.0 or s == 0.0:
+        return x0
+    return x0 - r / s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sf_newton_step_f32(x0, r, s):
+    """`_sf_newton_step` for float32 arguments (the same operations, in float32)."""
+    if r == 0 or s == 0:
+        return x0
+    return x0 - r / s
+
+
 # ---- scalar cores (16)
 
 
@@ -325,9 +341,9 @@ def inverse_scalar(y):
     _t4 = ((0.5)*_t1 - 13.5*y)**(0.3333333333333333)
     _t5 = (-0.3333333333333333*((3*2**(0.3333333333333333)*_t2) if _t3 else (_t4)) + (((0.16666666666666666)*2**(0.6666666666666666)/_t2) if _t3 else (1.0/_t4)))
     _t6 = -y
-    _t7 = (_t5 - ((_t5**3 + _t5 + _t6))*1.0/((3*_t5**2 + 1)))
+    _t7 = (_sf_newton_step(_t5, (_t5**3 + _t5 + _t6), (3*_t5**2 + 1)))
     # outputs (1)
-    return _t7 - ((_t6 + _t7**3 + _t7))*1.0/((3*_t7**2 + 1))
+    return _sf_newton_step(_t7, (_t6 + _t7**3 + _t7), (3*_t7**2 + 1))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -374,10 +390,10 @@ def inverse_ildj_scalar(y):
     _t6 = -0.3333333333333333*((3*2**(0.3333333333333333)*_t3) if _t4 else (_t5)) + (((0.16666666666666666)*2**(0.6666666666666666)/_t3) if _t4 else (1.0/_t5))
     _t7 = (_t6)
     _t8 = -y
-    _t9 = (_t7 - ((_t7**3 + _t7 + _t8))*1.0/((3*_t7**2 + 1)))
+    _t9 = (_sf_newton_step(_t7, (_t7**3 + _t7 + _t8), (3*_t7**2 + 1)))
     # outputs (2)
     return (
-        _t9 - ((_t8 + _t9**3 + _t9))*1.0/((3*_t9**2 + 1)),
+        _sf_newton_step(_t9, (_t8 + _t9**3 + _t9), (3*_t9**2 + 1)),
         -2*_sf_loghypot(_t1*_t6),
     )
 
@@ -400,9 +416,9 @@ def inverse_partials_scalar(y):
     _t4 = ((0.5)*_t1 - 13.5*y)**(0.3333333333333333)
     _t5 = (-0.3333333333333333*((3*2**(0.3333333333333333)*_t2) if _t3 else (_t4)) + (((0.16666666666666666)*2**(0.6666666666666666)/_t2) if _t3 else (1.0/_t4)))
     _t6 = -y
-    _t7 = (_t5 - ((_t5**3 + _t5 + _t6))*1.0/((3*_t5**2 + 1)))
+    _t7 = (_sf_newton_step(_t5, (_t5**3 + _t5 + _t6), (3*_t5**2 + 1)))
     # outputs (1)
-    return 1.0/(1 + 3*((_t7 - ((_t6 + _t7**3 + _t7))*1.0/((3*_t7**2 + 1))))**2)
+    return 1.0/(1 + 3*(_sf_newton_step(_t7, (_t6 + _t7**3 + _t7), (3*_t7**2 + 1)))**2)
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -423,8 +439,8 @@ def ildj_partials_scalar(y):
     _t4 = ((0.5)*_t1 - 13.5*y)**(0.3333333333333333)
     _t5 = (-0.3333333333333333*((3*2**(0.3333333333333333)*_t2) if _t3 else (_t4)) + (((0.16666666666666666)*2**(0.6666666666666666)/_t2) if _t3 else (1.0/_t4)))
     _t6 = -y
-    _t7 = (_t5 - ((_t5**3 + _t5 + _t6))*1.0/((3*_t5**2 + 1)))
-    _t8 = (_t7 - ((_t6 + _t7**3 + _t7))*1.0/((3*_t7**2 + 1)))
+    _t7 = (_sf_newton_step(_t5, (_t5**3 + _t5 + _t6), (3*_t5**2 + 1)))
+    _t8 = (_sf_newton_step(_t7, (_t6 + _t7**3 + _t7), (3*_t7**2 + 1)))
     # outputs (1)
     return -6*_t8/(3*_t8**2 + 1)**2
 
@@ -447,9 +463,9 @@ def inverse_scalar_f32(y):
     _t4 = ((np.float32(0.5))*_t1 - np.float32(13.5)*y)**(np.float32(0.3333333333333333))
     _t5 = (-np.float32(0.3333333333333333)*((np.float32(3.0)*np.float32(2.0)**(np.float32(0.3333333333333333))*_t2) if _t3 else (_t4)) + (((np.float32(0.16666666666666666))*np.float32(2.0)**(np.float32(0.6666666666666666))/_t2) if _t3 else (np.float32(1.0)/_t4)))
     _t6 = -y
-    _t7 = (_t5 - ((_t5**3 + _t5 + _t6))*np.float32(1.0)/((np.float32(3.0)*_t5**2 + np.float32(1.0))))
+    _t7 = (_sf_newton_step_f32(_t5, (_t5**3 + _t5 + _t6), (np.float32(3.0)*_t5**2 + np.float32(1.0))))
     # outputs (1)
-    return _t7 - ((_t6 + _t7**3 + _t7))*np.float32(1.0)/((np.float32(3.0)*_t7**2 + np.float32(1.0)))
+    return _sf_newton_step_f32(_t7, (_t6 + _t7**3 + _t7), (np.float32(3.0)*_t7**2 + np.float32(1.0)))
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True)
@@ -496,10 +512,10 @@ def inverse_ildj_scalar_f32(y):
     _t6 = -np.float32(0.3333333333333333)*((np.float32(3.0)*np.float32(2.0)**(np.float32(0.3333333333333333))*_t3) if _t4 else (_t5)) + (((np.float32(0.16666666666666666))*np.float32(2.0)**(np.float32(0.6666666666666666))/_t3) if _t4 else (np.float32(1.0)/_t5))
     _t7 = (_t6)
     _t8 = -y
-    _t9 = (_t7 - ((_t7**3 + _t7 + _t8))*np.float32(1.0)/((np.float32(3.0)*_t7**2 + np.float32(1.0))))
+    _t9 = (_sf_newton_step_f32(_t7, (_t7**3 + _t7 + _t8), (np.float32(3.0)*_t7**2 + np.float32(1.0))))
     # outputs (2)
     return (
-        _t9 - ((_t8 + _t9**3 + _t9))*np.float32(1.0)/((np.float32(3.0)*_t9**2 + np.float32(1.0))),
+        _sf_newton_step_f32(_t9, (_t8 + _t9**3 + _t9), (np.float32(3.0)*_t9**2 + np.float32(1.0))),
         -np.float32(2.0)*_sf_loghypot_f32(_t1*_t6),
     )
 

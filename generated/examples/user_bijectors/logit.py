@@ -11,7 +11,7 @@
 #   inverse:  sigmoid(y)
 #   fldj:     -log(x) - log1p(-x)
 #   ildj:     -softplus(-y) - softplus(y)
-# hash:       sha256:9c6f5055acbec0e092b698d5564a38b8958fe1851af308648b6e5406902db17d
+# hash:       sha256:75b82727bc26994ac69711537d32b2f03478df771127ea83458c554ccc27e67e
 """Compiled kernels of the logit bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'logit'
 PARAMETERS = ()
-HASH = '9c6f5055acbec0e092b698d5564a38b8958fe1851af308648b6e5406902db17d'
+HASH = '75b82727bc26994ac69711537d32b2f03478df771127ea83458c554ccc27e67e'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -11,7 +11,7 @@
 #   inverse:  b*sinh(y/a)
 #   fldj:     log(a) - log(hypot(x, b))
 #   ildj:     -log(a) + log(b) + logcosh(y/a)
-# hash:       sha256:71493aad1ca842746b44375622fc9f9cc77332a0641bed2740b2c7fb7e222c8c
+# hash:       sha256:61bc095149960de7efd34c251fe280e6adc19ca5d675dfac898ab1b0d346f25b
 """Compiled kernels of the scaled_asinh bijector; see the header for the maths."""
 
 import math
@@ -22,7 +22,7 @@ import numpy as np
 
 NAME = 'scaled_asinh'
 PARAMETERS = ('a', 'b')
-HASH = '71493aad1ca842746b44375622fc9f9cc77332a0641bed2740b2c7fb7e222c8c'
+HASH = '61bc095149960de7efd34c251fe280e6adc19ca5d675dfac898ab1b0d346f25b'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel

@@ -12,7 +12,7 @@
 #   fldj:     x + log1p(x)
 #   ildj:     -LambertW(y) - log1p(LambertW(y))
 # float32:    inverse, inverse_log_det_jacobian, inverse_and_log_det compute in float64 for float32 inputs (no float32 _sf_lambertw)
-# hash:       sha256:bdd58d7526f70a571100bf1dc05b9e30ace511476638975fda715a4f5c821813
+# hash:       sha256:1fa84ae5a2af379dc9f3fa67477cebe4d85c8d5f419f5fdbf9bd6b365ac4ef4a
 """Compiled kernels of the x_exp_x bijector; see the header for the maths."""
 
 import math
@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = 'x_exp_x'
 PARAMETERS = ()
-HASH = 'bdd58d7526f70a571100bf1dc05b9e30ace511476638975fda715a4f5c821813'
+HASH = '1fa84ae5a2af379dc9f3fa67477cebe4d85c8d5f419f5fdbf9bd6b365ac4ef4a'
 #: Serial kernels below this many elements; `*_parallel` kernels (numba.prange) above.
 PARALLEL_THRESHOLD = 4096
 #: Kernels with a `*_f32` variant computing in float32 (the runtime measures, per kernel
