@@ -231,11 +231,15 @@ class FitResult:
             "theta": [float(v) for v in self.theta],
             "history": self.history,
         }
+        std = getattr(self.distribution, "context_standardization", None)
+        if std is not None:  # a conditional flow's fixed embedding is part of the model
+            data["context_standardization"] = [[float(v) for v in a] for a in std]
         atomic_write(Path(path), json.dumps(data, indent=1) + "\n")
 
 
 def load_parameters(distribution, path, *, frozen=()):
-    """`distribution` with the parameters a `FitResult.save` file holds.
+    """`distribution` with the parameters a `FitResult.save` file holds, and the file's
+    context standardization (a conditional flow's; else `distribution`'s own, if any).
 
     Raises:
         SymflowError: if the file's parameter blocks do not match the flow's.
@@ -251,7 +255,11 @@ def load_parameters(distribution, path, *, frozen=()):
             f"flow has {[n for n, _ in mine][:12]}. Load into the same flow structure it was "
             "saved from (with the same frozen parameters)."
         )
-    return kernels.distribution(np.array(data["theta"], dtype=np.float64))
+    loaded = kernels.distribution(np.array(data["theta"], dtype=np.float64))
+    std = data.get("context_standardization") or getattr(
+        distribution, "context_standardization", None
+    )
+    return loaded if std is None else loaded.with_context_standardization(*std)
 
 
 def _validation(kernels, rows, context, validation_data, validation_fraction, rng):

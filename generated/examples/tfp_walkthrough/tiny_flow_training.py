@@ -8,7 +8,7 @@
 #   theta[5:9] -> q[5:9]  0.Affine.scale_perturb_factor
 #   theta[9:10] -> q[11:12]  1.prelu.alpha
 # The loss's code: one fused loop over rows.
-# hash:       sha256:a190208e7c8fef96f3b9d2163544213e02e8a31195a8058974a43ce470042552
+# hash:       sha256:04c428c768501b5182be4dd70bb4284165a14b15d74c3e9048548023c79944be
 """Fused training kernels: mean NLL + gradient, and the compiled training loop."""
 
 import math
@@ -21,7 +21,7 @@ N = 2
 CONTEXT_SIZE = 0
 N_Q = 16
 BLOCK_ROWS = 256
-HASH = 'a190208e7c8fef96f3b9d2163544213e02e8a31195a8058974a43ce470042552'
+HASH = '04c428c768501b5182be4dd70bb4284165a14b15d74c3e9048548023c79944be'
 N_THETA = 10
 #: the q index of each θ entry
 THETA_Q = np.array((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), dtype=np.int64)
